@@ -40,13 +40,17 @@ impl Endpoint {
         } else if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             endpoint.split(',').map(str::to_string).collect()
         } else {
-            return Err(invalid("expected sqlite:///path, etcd://host:port[,host:port...] or memory://"));
+            return Err(invalid(
+                "expected sqlite:///path, etcd://host:port[,host:port...] or memory://",
+            ));
         };
         if hosts.iter().any(|h| h.trim().is_empty()) {
             return Err(invalid("empty etcd host"));
         }
         for host in &hosts {
-            let authority = host.split_once("://").map_or(host.as_str(), |(_, rest)| rest);
+            let authority = host
+                .split_once("://")
+                .map_or(host.as_str(), |(_, rest)| rest);
             let (name, port) = authority
                 .rsplit_once(':')
                 .ok_or_else(|| invalid("etcd hosts need a port, as in etcd://127.0.0.1:2379"))?;
@@ -82,7 +86,8 @@ impl EtcdTls {
         }
         match (&self.cert_file, &self.key_file) {
             (Some(cert), Some(key)) => {
-                options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+                options =
+                    options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
             }
             (None, None) => {}
             _ => return Err("--datastore-certfile and --datastore-keyfile go together".into()),

@@ -248,7 +248,12 @@ impl Storage for EtcdStore {
                     .await
                     .map_err(|e| self.error(0, e))?;
                 let revision = header_revision(response.header());
-                return Ok(put_result(key, value, revision, response.prev_key().map(convert)));
+                return Ok(put_result(
+                    key,
+                    value,
+                    revision,
+                    response.prev_key().map(convert),
+                ));
             }
             Precondition::Absent => Compare::create_revision(key, CompareOp::Equal, 0),
             Precondition::ModRevision(expected) => {
@@ -263,9 +268,12 @@ impl Storage for EtcdStore {
         let response = self.kv().txn(txn).await.map_err(|e| self.error(0, e))?;
         let revision = header_revision(response.header());
         match response.op_responses().into_iter().next() {
-            Some(TxnOpResponse::Put(put)) if response.succeeded() => {
-                Ok(put_result(key, value, revision, put.prev_key().map(convert)))
-            }
+            Some(TxnOpResponse::Put(put)) if response.succeeded() => Ok(put_result(
+                key,
+                value,
+                revision,
+                put.prev_key().map(convert),
+            )),
             Some(TxnOpResponse::Get(get)) => Err(StorageError::precondition(
                 key,
                 get.kvs().first().map(convert),
@@ -294,7 +302,11 @@ impl Storage for EtcdStore {
                     .await
                     .map_err(|e| self.error(0, e))?;
                 let revision = header_revision(response.header());
-                let prev = response.prev_kvs().first().map(convert).ok_or_else(not_found)?;
+                let prev = response
+                    .prev_kvs()
+                    .first()
+                    .map(convert)
+                    .ok_or_else(not_found)?;
                 return Ok(delete_result(key, revision, prev));
             }
             // Deleting requires the key to exist, so "absent" can never hold.
@@ -306,13 +318,20 @@ impl Storage for EtcdStore {
         };
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(key, Some(DeleteOptions::new().with_prev_key()))])
+            .and_then([TxnOp::delete(
+                key,
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
         let response = self.kv().txn(txn).await.map_err(|e| self.error(0, e))?;
         let revision = header_revision(response.header());
         match response.op_responses().into_iter().next() {
             Some(TxnOpResponse::Delete(delete)) if response.succeeded() => {
-                let prev = delete.prev_kvs().first().map(convert).ok_or_else(not_found)?;
+                let prev = delete
+                    .prev_kvs()
+                    .first()
+                    .map(convert)
+                    .ok_or_else(not_found)?;
                 Ok(delete_result(key, revision, prev))
             }
             Some(TxnOpResponse::Get(get)) => match get.kvs().first().map(convert) {
@@ -349,11 +368,12 @@ impl Storage for EtcdStore {
                 let response = match message {
                     Ok(Some(response)) => response,
                     Ok(None) => {
-                        let _ = out.send(Err(StorageError::Unavailable {
-                            endpoint,
-                            reason: "watch stream ended".into(),
-                        }))
-                        .await;
+                        let _ = out
+                            .send(Err(StorageError::Unavailable {
+                                endpoint,
+                                reason: "watch stream ended".into(),
+                            }))
+                            .await;
                         return;
                     }
                     Err(error) => {

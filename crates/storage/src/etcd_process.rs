@@ -70,7 +70,10 @@ impl EtcdProcess {
             command
                 .arg(format!("--cert-file={}", tls.cert_file.display()))
                 .arg(format!("--key-file={}", tls.key_file.display()))
-                .arg(format!("--trusted-ca-file={}", tls.client_ca_file.display()))
+                .arg(format!(
+                    "--trusted-ca-file={}",
+                    tls.client_ca_file.display()
+                ))
                 .arg("--client-cert-auth");
         }
         let child = command.spawn().map_err(|e| {
@@ -111,7 +114,10 @@ impl EtcdProcess {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("etcd not healthy after {limit:?}: {}", self.log_tail()));
+                return Err(format!(
+                    "etcd not healthy after {limit:?}: {}",
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -95,7 +95,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied write:
         // every mutation below is completed before any call that can panic.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -146,7 +148,10 @@ impl MemoryStore {
 
     fn write(&self, key: &str, op: WriteOp) -> Result<WriteResult, StorageError> {
         let mut state = self.shared.lock();
-        let current = state.revisions.get(key).and_then(|revisions| state.at(revisions, i64::MAX));
+        let current = state
+            .revisions
+            .get(key)
+            .and_then(|revisions| state.at(revisions, i64::MAX));
         let revision = state.revision + 1;
         let result = plan_write(key, current, &op, revision)?;
         let row = Row {
@@ -158,7 +163,11 @@ impl MemoryStore {
         };
         state.revision = revision;
         state.history.insert(revision, row);
-        state.revisions.entry(key.to_string()).or_default().push(revision);
+        state
+            .revisions
+            .entry(key.to_string())
+            .or_default()
+            .push(revision);
         // Publishing under the lock keeps batches in revision order.
         self.hub.publish(CommittedBatch {
             first: revision,
@@ -180,7 +189,10 @@ impl Storage for MemoryStore {
     async fn get(&self, key: &str, revision: Revision) -> Result<Option<KeyValue>, StorageError> {
         let state = self.shared.lock();
         let at = state.check_read_revision(revision)?;
-        Ok(state.revisions.get(key).and_then(|revisions| state.at(revisions, at)))
+        Ok(state
+            .revisions
+            .get(key)
+            .and_then(|revisions| state.at(revisions, at)))
     }
 
     async fn list(&self, request: ListRequest) -> Result<ListResponse, StorageError> {
@@ -221,7 +233,13 @@ impl Storage for MemoryStore {
         precondition: Precondition,
     ) -> Result<WriteResult, StorageError> {
         check_value_size(key, &value)?;
-        self.write(key, WriteOp::Put { value, precondition })
+        self.write(
+            key,
+            WriteOp::Put {
+                value,
+                precondition,
+            },
+        )
     }
 
     async fn delete(

@@ -38,7 +38,7 @@ const MAX_BATCH: usize = 1024;
 /// Revisions one compaction transaction covers, so writers wait briefly.
 const COMPACTION_CHUNK: Revision = 10_000;
 /// The WAL is truncated back to this size after checkpoints.
-const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 /// Read-only connections kept open for reuse.
 const IDLE_READERS: usize = 8;
 
@@ -109,8 +109,12 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|e| io_error(&display, e))?;
         }
-        let connection = open_writer(path, &display)?;
-        let (revision, compacted) = read_meta(&connection).map_err(|e| sqlite_error(&display, e))?;
+        let connection = open_writer(path, &display).map_err(|error| match error {
+            StorageError::NotKrustDatabase { .. } => error,
+            other => read_only_cause(path, &display).unwrap_or(other),
+        })?;
+        let (revision, compacted) =
+            read_meta(&connection).map_err(|e| sqlite_error(&display, e))?;
         let hub = Hub::new(revision);
         let readers = Arc::new(Readers {
             path: path.to_path_buf(),
@@ -226,7 +230,11 @@ impl Storage for SqliteStore {
                     )?
                     .query_row(params![key.as_bytes(), at], |row| {
                         let tombstone = row.get_ref(1)?.as_blob_or_null()?.is_none();
-                        if tombstone { Ok(None) } else { key_value_row(row).map(Some) }
+                        if tombstone {
+                            Ok(None)
+                        } else {
+                            key_value_row(row).map(Some)
+                        }
                     })
                     .optional()?
                     .flatten()
@@ -247,7 +255,11 @@ impl Storage for SqliteStore {
             };
             let lower = lower_bound(&request);
             let upper = range_end(&request.prefix);
-            let limit = if request.limit == 0 { -1 } else { request.limit as i64 };
+            let limit = if request.limit == 0 {
+                -1
+            } else {
+                request.limit as i64
+            };
             let (rows_sql, count_sql) = if at == head {
                 (
                     "SELECT h.key, h.value, h.create_rev, h.rev, h.version FROM current c
@@ -297,7 +309,14 @@ impl Storage for SqliteStore {
         precondition: Precondition,
     ) -> Result<WriteResult, StorageError> {
         check_value_size(key, &value)?;
-        self.write(key, WriteOp::Put { value, precondition }).await
+        self.write(
+            key,
+            WriteOp::Put {
+                value,
+                precondition,
+            },
+        )
+        .await
     }
 
     async fn delete(
@@ -332,7 +351,9 @@ impl Storage for SqliteStore {
 
     async fn db_size(&self) -> Result<u64, StorageError> {
         let main = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let wal = fs::metadata(wal_path(&self.path)).map(|m| m.len()).unwrap_or(0);
+        let wal = fs::metadata(wal_path(&self.path))
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(main + wal)
     }
 
@@ -378,7 +399,8 @@ fn open_writer(path: &Path, display: &str) -> Result<Connection, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(display, e))?;
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(display, e))?;
     let fail = |e| sqlite_error(display, e);
     let application_id: i32 = connection
         .pragma_query_value(None, "application_id", |row| row.get(0))
@@ -389,7 +411,9 @@ fn open_writer(path: &Path, display: &str) -> Result<Connection, StorageError> {
     if application_id != APPLICATION_ID && objects > 0 {
         return Err(StorageError::NotKrustDatabase {
             path: display.to_string(),
-            reason: format!("an SQLite database of another application (application_id {application_id:#x})"),
+            reason: format!(
+                "an SQLite database of another application (application_id {application_id:#x})"
+            ),
         });
     }
     if objects == 0 {
@@ -401,11 +425,15 @@ fn open_writer(path: &Path, display: &str) -> Result<Connection, StorageError> {
     connection
         .pragma_update(None, "journal_mode", "WAL")
         .map_err(fail)?;
-    connection.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(fail)?;
     connection
         .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
         .map_err(fail)?;
-    connection.pragma_update(None, "cache_size", -16_000).map_err(fail)?;
+    connection
+        .pragma_update(None, "cache_size", -16_000)
+        .map_err(fail)?;
     connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(fail)?;
@@ -421,19 +449,47 @@ fn open_writer(path: &Path, display: &str) -> Result<Connection, StorageError> {
         if version != SCHEMA_VERSION {
             return Err(StorageError::NotKrustDatabase {
                 path: display.to_string(),
-                reason: format!("schema version {version}, this krust reads version {SCHEMA_VERSION}"),
+                reason: format!(
+                    "schema version {version}, this krust reads version {SCHEMA_VERSION}"
+                ),
             });
         }
         // Proves now, not at the first write, that the file can be written.
         connection
-            .execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE name = 'revision'; COMMIT;")
+            .execute_batch(
+                "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE name = 'revision'; COMMIT;",
+            )
             .map_err(fail)?;
     }
     Ok(connection)
 }
 
+/// When the database cannot be opened, says so plainly if the reason is
+/// that its file or directory cannot be written.
+fn read_only_cause(path: &Path, display: &str) -> Option<StorageError> {
+    let probe = if path.exists() {
+        fs::OpenOptions::new().append(true).open(path).map(drop)
+    } else {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let probe_path = dir.join(".krust-write-probe");
+        fs::File::create(&probe_path).map(|_| {
+            let _ = fs::remove_file(&probe_path);
+        })
+    };
+    match io_error(display, probe.err()?) {
+        read_only @ StorageError::ReadOnly { .. } => Some(read_only),
+        _ => None,
+    }
+}
+
 fn read_meta(connection: &Connection) -> rusqlite::Result<(Revision, Revision)> {
-    Ok((meta_value(connection, "revision")?, meta_value(connection, "compacted")?))
+    Ok((
+        meta_value(connection, "revision")?,
+        meta_value(connection, "compacted")?,
+    ))
 }
 
 fn meta_value(connection: &Connection, name: &str) -> rusqlite::Result<Revision> {
@@ -643,7 +699,10 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
             version: 0,
         },
     };
-    let prev = match (row.get::<_, Option<Revision>>(5)?, row.get_ref(6)?.as_blob_or_null()?) {
+    let prev = match (
+        row.get::<_, Option<Revision>>(5)?,
+        row.get_ref(6)?.as_blob_or_null()?,
+    ) {
         (Some(prev_revision), Some(value)) => Some(KeyValue {
             key,
             value: Bytes::copy_from_slice(value),
@@ -686,13 +745,19 @@ impl Writer {
             }
             self.commit_batch(&mut writes);
         }
-        let _ = self.connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        let _ = self
+            .connection
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 
     /// Applies and commits `writes` as one transaction, then answers each.
     fn commit_batch(
         &mut self,
-        writes: &mut Vec<(String, WriteOp, oneshot::Sender<Result<WriteResult, StorageError>>)>,
+        writes: &mut Vec<(
+            String,
+            WriteOp,
+            oneshot::Sender<Result<WriteResult, StorageError>>,
+        )>,
     ) {
         if writes.is_empty() {
             return;
@@ -706,7 +771,11 @@ impl Writer {
                 if !events.is_empty() {
                     let first = self.revision + 1;
                     self.revision = last;
-                    self.hub.publish(CommittedBatch { first, last, events });
+                    self.hub.publish(CommittedBatch {
+                        first,
+                        last,
+                        events,
+                    });
                 }
                 for ((_, _, reply), outcome) in writes.drain(..).zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -727,7 +796,11 @@ impl Writer {
     #[allow(clippy::type_complexity)]
     fn apply(
         &mut self,
-        writes: &[(String, WriteOp, oneshot::Sender<Result<WriteResult, StorageError>>)],
+        writes: &[(
+            String,
+            WriteOp,
+            oneshot::Sender<Result<WriteResult, StorageError>>,
+        )],
     ) -> rusqlite::Result<(Vec<Result<WriteResult, StorageError>>, Revision)> {
         let transaction = self
             .connection
@@ -850,7 +923,10 @@ impl Writer {
         }
         let wal = fs::metadata(&self.wal_path).map_or(0, |m| m.len());
         if wal as i64 > WAL_SIZE_LIMIT {
-            if let Err(error) = self.connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            if let Err(error) = self
+                .connection
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            {
                 tracing::warn!(%error, "WAL checkpoint failed");
             }
         }
@@ -867,13 +943,13 @@ fn run_compactor(
     let mut samples: VecDeque<(Instant, Revision)> = VecDeque::new();
     let mut compacted = 0;
     loop {
-        samples.push_back((Instant::now(), hub.head()));
         match stop.recv_timeout(policy.interval) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
+        samples.push_back((Instant::now(), hub.head()));
         let cutoff = Instant::now().checked_sub(policy.window);
-        let old_enough = |at: &Instant| cutoff.is_none_or(|cutoff| *at <= cutoff);
+        let old_enough = |at: &Instant| cutoff.is_some_and(|cutoff| *at <= cutoff);
         // Keep the newest sample that is old enough; older ones are moot.
         while samples.len() > 1 && old_enough(&samples[1].0) {
             samples.pop_front();
@@ -889,7 +965,9 @@ fn run_compactor(
             }
             match answer.blocking_recv() {
                 Ok(Ok(reached)) => compacted = reached,
-                Ok(Err(StorageError::Compacted { compacted: done, .. })) => compacted = done,
+                Ok(Err(StorageError::Compacted {
+                    compacted: done, ..
+                })) => compacted = done,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "automatic compaction failed");
                     break;

@@ -82,7 +82,12 @@ impl Hub {
     }
 
     /// Starts a watch of `prefix` from revision `from` (0: from now on).
-    pub fn watch(self: &Arc<Self>, log: Arc<dyn EventLog>, prefix: &str, from: Revision) -> WatchStream {
+    pub fn watch(
+        self: &Arc<Self>,
+        log: Arc<dyn EventLog>,
+        prefix: &str,
+        from: Revision,
+    ) -> WatchStream {
         let receiver = self.sender.subscribe();
         let next = if from <= 0 { self.head() + 1 } else { from };
         let (out, stream) = mpsc::channel(WATCHER_BUFFER);

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{Backend, assert_quiet, next_events, watch_error};
-use storage::{
-    DynStorage, EventKind, ListRequest, MAX_VALUE_BYTES, Precondition, StorageError,
-};
+use storage::{DynStorage, EventKind, ListRequest, MAX_VALUE_BYTES, Precondition, StorageError};
 
 fn b(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
@@ -40,22 +38,36 @@ async fn list_all(store: &DynStorage, prefix: &str, revision: i64) -> Vec<(Strin
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 async fn revisions_increase_and_keys_track_create_mod_and_version(backend: Backend) {
     let store = backend.store;
     let base = store.current_revision().await.unwrap();
-    let created = store.put("/k/a", b("1"), Precondition::Absent).await.unwrap();
+    let created = store
+        .put("/k/a", b("1"), Precondition::Absent)
+        .await
+        .unwrap();
     assert_eq!(created.revision, base + 1);
     assert_eq!(
-        (created.kv.create_revision, created.kv.mod_revision, created.kv.version),
+        (
+            created.kv.create_revision,
+            created.kv.mod_revision,
+            created.kv.version
+        ),
         (base + 1, base + 1, 1)
     );
     assert_eq!(created.prev, None);
     let updated = store.put("/k/a", b("2"), Precondition::None).await.unwrap();
     assert_eq!(
-        (updated.revision, updated.kv.create_revision, updated.kv.version),
+        (
+            updated.revision,
+            updated.kv.create_revision,
+            updated.kv.version
+        ),
         (base + 2, base + 1, 2)
     );
     assert_eq!(updated.prev.as_ref().unwrap().value, b("1"));
@@ -63,9 +75,16 @@ async fn revisions_increase_and_keys_track_create_mod_and_version(backend: Backe
     let deleted = store.delete("/k/a", Precondition::None).await.unwrap();
     assert_eq!(deleted.revision, base + 4);
     assert_eq!(deleted.prev.unwrap().value, b("2"));
-    let recreated = store.put("/k/a", b("3"), Precondition::Absent).await.unwrap();
+    let recreated = store
+        .put("/k/a", b("3"), Precondition::Absent)
+        .await
+        .unwrap();
     assert_eq!(
-        (recreated.kv.create_revision, recreated.kv.mod_revision, recreated.kv.version),
+        (
+            recreated.kv.create_revision,
+            recreated.kv.mod_revision,
+            recreated.kv.version
+        ),
         (base + 5, base + 5, 1),
         "a deleted and recreated key starts a new incarnation"
     );
@@ -76,7 +95,10 @@ async fn revisions_increase_and_keys_track_create_mod_and_version(backend: Backe
 
 async fn create_if_absent_refuses_existing_keys(backend: Backend) {
     let store = backend.store;
-    let first = store.put("/c/x", b("one"), Precondition::Absent).await.unwrap();
+    let first = store
+        .put("/c/x", b("one"), Precondition::Absent)
+        .await
+        .unwrap();
     let before = store.current_revision().await.unwrap();
     match store.put("/c/x", b("two"), Precondition::Absent).await {
         Err(StorageError::PreconditionFailed { key, current }) => {
@@ -85,24 +107,45 @@ async fn create_if_absent_refuses_existing_keys(backend: Backend) {
         }
         other => panic!("expected a precondition failure, got {other:?}"),
     }
-    assert_eq!(store.current_revision().await.unwrap(), before, "a refused write takes no revision");
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        before,
+        "a refused write takes no revision"
+    );
     assert_eq!(store.get("/c/x", 0).await.unwrap().unwrap().value, b("one"));
 }
 
 async fn compare_and_swap_on_mod_revision(backend: Backend) {
     let store = backend.store;
-    let v1 = store.put("/cas/k", b("1"), Precondition::Absent).await.unwrap();
+    let v1 = store
+        .put("/cas/k", b("1"), Precondition::Absent)
+        .await
+        .unwrap();
     let v2 = store
         .put("/cas/k", b("2"), Precondition::ModRevision(v1.revision))
         .await
         .unwrap();
-    match store.put("/cas/k", b("stale"), Precondition::ModRevision(v1.revision)).await {
+    match store
+        .put("/cas/k", b("stale"), Precondition::ModRevision(v1.revision))
+        .await
+    {
         Err(StorageError::PreconditionFailed { current, .. }) => {
-            assert_eq!(*current.unwrap(), v2.kv, "the conflict reports the winning write");
+            assert_eq!(
+                *current.unwrap(),
+                v2.kv,
+                "the conflict reports the winning write"
+            );
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    match store.put("/cas/missing", b("x"), Precondition::ModRevision(v1.revision)).await {
+    match store
+        .put(
+            "/cas/missing",
+            b("x"),
+            Precondition::ModRevision(v1.revision),
+        )
+        .await
+    {
         Err(StorageError::PreconditionFailed { current: None, .. }) => {}
         other => panic!("expected a conflict on a missing key, got {other:?}"),
     }
@@ -120,15 +163,24 @@ async fn delete_honours_preconditions(backend: Backend) {
         Err(StorageError::NotFound { .. }) => {}
         other => panic!("expected not found, got {other:?}"),
     }
-    let v1 = store.put("/d/k", b("1"), Precondition::Absent).await.unwrap();
+    let v1 = store
+        .put("/d/k", b("1"), Precondition::Absent)
+        .await
+        .unwrap();
     let v2 = store.put("/d/k", b("2"), Precondition::None).await.unwrap();
-    match store.delete("/d/k", Precondition::ModRevision(v1.revision)).await {
+    match store
+        .delete("/d/k", Precondition::ModRevision(v1.revision))
+        .await
+    {
         Err(StorageError::PreconditionFailed { current, .. }) => {
             assert_eq!(current.unwrap().mod_revision, v2.revision)
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert!(store.get("/d/k", 0).await.unwrap().is_some(), "a refused delete keeps the key");
+    assert!(
+        store.get("/d/k", 0).await.unwrap().is_some(),
+        "a refused delete keeps the key"
+    );
     let deleted = store
         .delete("/d/k", Precondition::ModRevision(v2.revision))
         .await
@@ -143,7 +195,11 @@ async fn reads_at_past_revisions(backend: Backend) {
     let r1 = put(&store, "/p/a", "a1").await;
     let r2 = put(&store, "/p/a", "a2").await;
     let r3 = put(&store, "/p/b", "b1").await;
-    let r4 = store.delete("/p/a", Precondition::None).await.unwrap().revision;
+    let r4 = store
+        .delete("/p/a", Precondition::None)
+        .await
+        .unwrap()
+        .revision;
     let r5 = put(&store, "/p/c", "c1").await;
     assert_eq!(store.get("/p/a", r1).await.unwrap().unwrap().value, b("a1"));
     assert_eq!(store.get("/p/a", r3).await.unwrap().unwrap().value, b("a2"));
@@ -198,14 +254,22 @@ async fn pagination_stays_at_one_revision_while_writes_continue(backend: Backend
                 put(&store, &format!("/pg/new-{i:02}"), "new").await;
             }
             for i in 10..15 {
-                store.delete(&format!("/pg/{i:02}"), Precondition::None).await.unwrap();
+                store
+                    .delete(&format!("/pg/{i:02}"), Precondition::None)
+                    .await
+                    .unwrap();
             }
         })
     };
     let mut seen: Vec<(String, String)> = first
         .kvs
         .iter()
-        .map(|kv| (kv.key.clone(), String::from_utf8(kv.value.to_vec()).unwrap()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                String::from_utf8(kv.value.to_vec()).unwrap(),
+            )
+        })
         .collect();
     let mut last = first.kvs.last().unwrap().key.clone();
     let mut pages = 1;
@@ -221,23 +285,29 @@ async fn pagination_stays_at_one_revision_while_writes_continue(backend: Backend
             .unwrap();
         pages += 1;
         assert_eq!(page.revision, snapshot);
-        seen.extend(
-            page.kvs
-                .iter()
-                .map(|kv| (kv.key.clone(), String::from_utf8(kv.value.to_vec()).unwrap())),
-        );
+        seen.extend(page.kvs.iter().map(|kv| {
+            (
+                kv.key.clone(),
+                String::from_utf8(kv.value.to_vec()).unwrap(),
+            )
+        }));
         if !page.more {
             break;
         }
         last = page.kvs.last().unwrap().key.clone();
     }
     writer.await.unwrap();
-    let expected: Vec<(String, String)> =
-        (0..25).map(|i| (format!("/pg/{i:02}"), format!("v{i}"))).collect();
+    let expected: Vec<(String, String)> = (0..25)
+        .map(|i| (format!("/pg/{i:02}"), format!("v{i}")))
+        .collect();
     assert_eq!(seen, expected, "every page reads the first page's snapshot");
     assert_eq!(pages, 3);
     let now = list_all(&store, "/pg/", 0).await;
-    assert_eq!(now.len(), 45, "the writes did happen: 20 old + 25 new keys now");
+    assert_eq!(
+        now.len(),
+        45,
+        "the writes did happen: 20 old + 25 new keys now"
+    );
 }
 
 async fn prefixes_are_isolated(backend: Backend) {
@@ -249,7 +319,11 @@ async fn prefixes_are_isolated(backend: Backend) {
     put(&store, "/a/x", "mine").await;
     put(&store, "/a0", "after").await;
     assert_eq!(list_all(&store, "/a/", 0).await, pairs(&[("/a/x", "mine")]));
-    assert_eq!(list_all(&store, "/a", 0).await.len(), 4, "a bare prefix is a byte prefix");
+    assert_eq!(
+        list_all(&store, "/a", 0).await.len(),
+        4,
+        "a bare prefix is a byte prefix"
+    );
     let events = next_events(&mut watch, 1).await;
     assert_eq!(events[0].kv.key, "/a/x");
     assert_quiet(&mut watch).await;
@@ -291,9 +365,16 @@ async fn watch_replays_missed_events_exactly_once_in_order(backend: Backend) {
     let mut from_now = store.watch("/w/", 0).await.unwrap();
     let live = put(&store, "/w/d", "d1").await;
     let events = next_events(&mut watch, 1).await;
-    assert_eq!((events[0].kv.key.as_str(), events[0].revision()), ("/w/d", live));
+    assert_eq!(
+        (events[0].kv.key.as_str(), events[0].revision()),
+        ("/w/d", live)
+    );
     let events = next_events(&mut from_now, 1).await;
-    assert_eq!(events[0].revision(), live, "a watch from now sees only later events");
+    assert_eq!(
+        events[0].revision(),
+        live,
+        "a watch from now sees only later events"
+    );
     assert_quiet(&mut watch).await;
     assert_quiet(&mut from_now).await;
 }
@@ -350,7 +431,13 @@ async fn compaction_refuses_old_revisions_and_keeps_the_present(backend: Backend
     );
     let mut recent = store.watch("/cp/", compact_at + 1).await.unwrap();
     let events = next_events(&mut recent, 1).await;
-    assert_eq!((events[0].revision(), events[0].prev.as_ref().unwrap().value.clone()), (after, b("a2")));
+    assert_eq!(
+        (
+            events[0].revision(),
+            events[0].prev.as_ref().unwrap().value.clone()
+        ),
+        (after, b("a2"))
+    );
     assert!(matches!(
         store.compact(compact_at).await,
         Err(StorageError::Compacted { .. })
@@ -360,13 +447,24 @@ async fn compaction_refuses_old_revisions_and_keeps_the_present(backend: Backend
 async fn values_up_to_the_limit_are_accepted_and_larger_refused(backend: Backend) {
     let store = backend.store;
     let largest = Bytes::from(vec![b'x'; MAX_VALUE_BYTES]);
-    store.put("/big/ok", largest.clone(), Precondition::Absent).await.unwrap();
-    assert_eq!(store.get("/big/ok", 0).await.unwrap().unwrap().value, largest);
+    store
+        .put("/big/ok", largest.clone(), Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("/big/ok", 0).await.unwrap().unwrap().value,
+        largest
+    );
     let before = store.current_revision().await.unwrap();
     let too_large = Bytes::from(vec![b'x'; MAX_VALUE_BYTES + 1]);
     match store.put("/big/no", too_large, Precondition::None).await {
         Err(error @ StorageError::ValueTooLarge { .. }) => {
-            assert!(error.to_string().contains("over the limit of 1572864 bytes"), "{error}")
+            assert!(
+                error
+                    .to_string()
+                    .contains("over the limit of 1572864 bytes"),
+                "{error}"
+            )
         }
         other => panic!("expected value-too-large, got {other:?}"),
     }
@@ -376,7 +474,10 @@ async fn values_up_to_the_limit_are_accepted_and_larger_refused(backend: Backend
 
 async fn concurrent_writers_lose_no_update(backend: Backend) {
     let store = backend.store;
-    store.put("/counter", b("0"), Precondition::Absent).await.unwrap();
+    store
+        .put("/counter", b("0"), Precondition::Absent)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
@@ -385,10 +486,17 @@ async fn concurrent_writers_lose_no_update(backend: Backend) {
                 for _ in 0..20 {
                     let mut current = store.get("/counter", 0).await.unwrap().unwrap();
                     loop {
-                        let n: u64 = std::str::from_utf8(&current.value).unwrap().parse().unwrap();
+                        let n: u64 = std::str::from_utf8(&current.value)
+                            .unwrap()
+                            .parse()
+                            .unwrap();
                         let next = Bytes::from((n + 1).to_string());
                         match store
-                            .put("/counter", next, Precondition::ModRevision(current.mod_revision))
+                            .put(
+                                "/counter",
+                                next,
+                                Precondition::ModRevision(current.mod_revision),
+                            )
                             .await
                         {
                             Ok(_) => break,
@@ -428,7 +536,10 @@ async fn concurrent_writers_lose_no_update(backend: Backend) {
     let mut revisions = BTreeMap::new();
     for task in tasks {
         for revision in task.await.unwrap() {
-            assert!(revisions.insert(revision, ()).is_none(), "revision {revision} reused");
+            assert!(
+                revisions.insert(revision, ()).is_none(),
+                "revision {revision} reused"
+            );
         }
     }
     assert_eq!(list_all(&store, "/many/", 0).await.len(), 320);

@@ -16,7 +16,9 @@ pub struct Backend {
 
 pub async fn memory() -> Backend {
     Backend {
-        store: storage::open("memory://", &OpenOptions::default()).await.unwrap(),
+        store: storage::open("memory://", &OpenOptions::default())
+            .await
+            .unwrap(),
         _keep: Box::new(()),
     }
 }
@@ -54,7 +56,12 @@ pub async fn next_events(stream: &mut WatchStream, count: usize) -> Vec<Event> {
     while events.len() < count {
         let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
             .await
-            .unwrap_or_else(|_| panic!("timed out after {} of {count} events: {events:?}", events.len()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out after {} of {count} events: {events:?}",
+                    events.len()
+                )
+            })
             .expect("watch ended early");
         events.push(item.expect("watch failed"));
     }

@@ -39,6 +39,8 @@ const MAX_BATCH: usize = 1024;
 const COMPACTION_CHUNK: Revision = 10_000;
 /// The WAL is truncated back to this size after checkpoints.
 const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+/// WAL pages after which the checkpointer copies them into the database.
+const CHECKPOINT_PAGES: i32 = 2000;
 /// Read-only connections kept open for reuse.
 const IDLE_READERS: usize = 8;
 
@@ -97,6 +99,7 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     hub: Arc<Hub>,
     writer: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
     compactor: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -122,10 +125,24 @@ impl SqliteStore {
             idle: Mutex::new(Vec::new()),
         });
         let (requests, incoming) = mpsc::channel();
+        let (wal_grew, commits) = mpsc::sync_channel(1);
+        let mut connection = connection;
+        connection
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+                if pages >= CHECKPOINT_PAGES {
+                    let _ = wal_grew.try_send(());
+                }
+                Ok(())
+            }))
+            .map_err(|e| sqlite_error(&display, e))?;
+        let checkpoint_connection = open_checkpointer(path, &display)?;
+        let checkpointer = std::thread::Builder::new()
+            .name("sqlite-checkpointer".into())
+            .spawn(move || run_checkpointer(checkpoint_connection, commits))
+            .map_err(|e| io_error(&display, e))?;
         let writer_state = Writer {
             connection,
             display: display.clone(),
-            wal_path: wal_path(path),
             revision,
             compacted,
             hub: hub.clone(),
@@ -153,6 +170,7 @@ impl SqliteStore {
             readers,
             hub,
             writer: Some(writer),
+            checkpointer: Some(checkpointer),
             compactor,
         })
     }
@@ -199,6 +217,9 @@ impl Drop for SqliteStore {
         // Closing the channel ends the writer after it drains queued requests.
         self.requests.take();
         if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.checkpointer.take() {
             let _ = handle.join();
         }
     }
@@ -433,6 +454,10 @@ fn open_writer(path: &Path, display: &str) -> Result<Connection, StorageError> {
         .map_err(fail)?;
     connection
         .pragma_update(None, "cache_size", -16_000)
+        .map_err(fail)?;
+    // Checkpoints run on their own thread so commits never wait for them.
+    connection
+        .pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(fail)?;
     connection
         .busy_timeout(Duration::from_secs(5))
@@ -719,7 +744,6 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 struct Writer {
     connection: Connection,
     display: String,
-    wal_path: PathBuf,
     revision: Revision,
     compacted: Revision,
     hub: Arc<Hub>,
@@ -908,7 +932,7 @@ impl Writer {
     }
 
     /// Returns free pages to the file system when a quarter or more of the
-    /// file is free, and truncates the WAL when it has grown past its limit.
+    /// file is free. (The WAL is bounded by `journal_size_limit`.)
     fn reclaim_space(&mut self) {
         let pages = |pragma: &str| -> i64 {
             self.connection
@@ -921,16 +945,33 @@ impl Writer {
                 tracing::warn!(%error, "incremental vacuum failed");
             }
         }
-        let wal = fs::metadata(&self.wal_path).map_or(0, |m| m.len());
-        if wal as i64 > WAL_SIZE_LIMIT {
-            if let Err(error) = self
-                .connection
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-            {
-                tracing::warn!(%error, "WAL checkpoint failed");
-            }
+    }
+}
+
+/// A second read-write connection, used only to checkpoint the WAL.
+fn open_checkpointer(path: &Path, display: &str) -> Result<Connection, StorageError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(display, e))?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(|e| sqlite_error(display, e))?;
+    connection
+        .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(|e| sqlite_error(display, e))?;
+    Ok(connection)
+}
+
+/// Copies committed WAL frames into the database while the writer goes on:
+/// a PASSIVE checkpoint takes no lock the writer needs, so commits never
+/// wait for it. Woken by the writer's WAL hook once the WAL is large.
+fn run_checkpointer(connection: Connection, wal_grew: mpsc::Receiver<()>) {
+    while wal_grew.recv().is_ok() {
+        if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
+    let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
 /// Every `interval`, compacts to the newest revision at least `window` old.

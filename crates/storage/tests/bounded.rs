@@ -56,7 +56,10 @@ async fn a_million_updates_over_a_thousand_keys_stay_under_64_mib() {
     let elapsed = started.elapsed();
     let final_size = store.db_size().await.unwrap();
     let wal_size = std::fs::metadata(dir.path().join("state.db-wal")).map_or(0, |m| m.len());
-    eprintln!("bounded: WAL {:.1} MiB of the final size", wal_size as f64 / 1048576.0);
+    eprintln!(
+        "bounded: WAL {:.1} MiB of the final size",
+        wal_size as f64 / 1048576.0
+    );
     let largest = largest.load(Ordering::Relaxed).max(final_size);
     let revision = store.current_revision().await.unwrap();
     eprintln!(

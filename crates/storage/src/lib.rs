@@ -11,6 +11,7 @@ mod endpoint;
 mod error;
 mod etcd;
 pub mod etcd_process;
+mod index;
 mod memory;
 mod sqlite;
 mod watch;

@@ -1,87 +1,64 @@
-//! The `memory://` backend: the full revisioned model held in process memory, for tests.
+//! The `memory://` backend: the key index plus every stored version held in process memory, for tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::index::{KeyIndex, Version, unreachable_after_compaction};
 use crate::watch::{CommittedBatch, EventLog, Hub};
 use crate::{
     Event, KeyValue, ListRequest, ListResponse, Precondition, Revision, Storage, StorageError,
     WatchStream, WriteOp, WriteResult, check_value_size, plan_write,
 };
 
-/// One stored version of a key; `value` is None for a deletion.
+/// The write made at one revision.
 #[derive(Clone, Debug)]
 struct Row {
     key: String,
+    /// None for a deletion.
     value: Option<Bytes>,
     create_revision: Revision,
     version: i64,
     prev_revision: Revision,
 }
 
-impl Row {
-    fn key_value(&self, revision: Revision) -> Option<KeyValue> {
-        let value = self.value.clone()?;
-        Some(KeyValue {
-            key: self.key.clone(),
-            value,
-            create_revision: self.create_revision,
-            mod_revision: revision,
-            version: self.version,
-        })
-    }
-}
-
 #[derive(Default)]
 struct State {
-    revision: Revision,
-    compacted: Revision,
-    history: BTreeMap<Revision, Row>,
-    /// Every stored revision of each key, ascending.
-    revisions: BTreeMap<String, Vec<Revision>>,
+    index: KeyIndex,
+    rows: BTreeMap<Revision, Row>,
 }
 
 impl State {
-    fn check_read_revision(&self, requested: Revision) -> Result<Revision, StorageError> {
-        if requested == 0 {
-            return Ok(self.revision);
+    fn key_value(&self, key: &str, version: Version) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: self.rows[&version.revision]
+                .value
+                .clone()
+                .unwrap_or_default(),
+            create_revision: version.create_revision,
+            mod_revision: version.revision,
+            version: version.version,
         }
-        if requested > self.revision {
-            return Err(StorageError::FutureRevision {
-                requested,
-                current: self.revision,
-            });
-        }
-        if requested < self.compacted {
-            return Err(StorageError::Compacted {
-                requested,
-                compacted: self.compacted,
-            });
-        }
-        Ok(requested)
-    }
-
-    fn at(&self, revisions: &[Revision], at: Revision) -> Option<KeyValue> {
-        let index = revisions.partition_point(|revision| *revision <= at);
-        let revision = *revisions.get(index.checked_sub(1)?)?;
-        self.history[&revision].key_value(revision)
     }
 
     fn event(&self, revision: Revision, row: &Row) -> Event {
-        let prev = (row.prev_revision > 0)
-            .then(|| self.history.get(&row.prev_revision))
-            .flatten()
-            .and_then(|prev| prev.key_value(row.prev_revision));
-        let kv = row.key_value(revision).unwrap_or_else(|| KeyValue {
-            key: row.key.clone(),
-            value: Bytes::new(),
-            create_revision: 0,
-            mod_revision: revision,
-            version: 0,
+        let prev = self.rows.get(&row.prev_revision).map(|prev| KeyValue {
+            key: prev.key.clone(),
+            value: prev.value.clone().unwrap_or_default(),
+            create_revision: prev.create_revision,
+            mod_revision: row.prev_revision,
+            version: prev.version,
         });
+        let kv = KeyValue {
+            key: row.key.clone(),
+            value: row.value.clone().unwrap_or_default(),
+            create_revision: row.create_revision,
+            mod_revision: revision,
+            version: row.version,
+        };
         WriteResult { revision, kv, prev }.to_event()
     }
 }
@@ -93,11 +70,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-applied write:
-        // every mutation below is completed before any call that can panic.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        // Every mutation below completes before anything that can panic, so
+        // a poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -109,14 +84,14 @@ impl EventLog for Shared {
         to: Revision,
     ) -> Result<Vec<Event>, StorageError> {
         let state = self.lock();
-        if from <= state.compacted {
+        if from <= state.index.compacted {
             return Err(StorageError::Compacted {
                 requested: from,
-                compacted: state.compacted,
+                compacted: state.index.compacted,
             });
         }
         Ok(state
-            .history
+            .rows
             .range(from..=to)
             .filter(|(_, row)| row.key.starts_with(prefix))
             .map(|(revision, row)| state.event(*revision, row))
@@ -148,26 +123,28 @@ impl MemoryStore {
 
     fn write(&self, key: &str, op: WriteOp) -> Result<WriteResult, StorageError> {
         let mut state = self.shared.lock();
-        let current = state
-            .revisions
-            .get(key)
-            .and_then(|revisions| state.at(revisions, i64::MAX));
-        let revision = state.revision + 1;
+        let current = state.index.current(key).map(|v| state.key_value(key, v));
+        let revision = state.index.revision + 1;
         let result = plan_write(key, current, &op, revision)?;
-        let row = Row {
-            key: key.to_string(),
-            value: (result.kv.version > 0).then(|| result.kv.value.clone()),
-            create_revision: result.kv.create_revision,
-            version: result.kv.version,
-            prev_revision: result.prev.as_ref().map_or(0, |prev| prev.mod_revision),
-        };
-        state.revision = revision;
-        state.history.insert(revision, row);
-        state
-            .revisions
-            .entry(key.to_string())
-            .or_default()
-            .push(revision);
+        let deleted = result.kv.version == 0;
+        state.rows.insert(
+            revision,
+            Row {
+                key: key.to_string(),
+                value: (!deleted).then(|| result.kv.value.clone()),
+                create_revision: result.kv.create_revision,
+                version: result.kv.version,
+                prev_revision: result.prev.as_ref().map_or(0, |prev| prev.mod_revision),
+            },
+        );
+        state.index.record(
+            key,
+            Version {
+                revision,
+                create_revision: result.kv.create_revision,
+                version: result.kv.version,
+            },
+        );
         // Publishing under the lock keeps batches in revision order.
         self.hub.publish(CommittedBatch {
             first: revision,
@@ -188,36 +165,23 @@ impl Drop for MemoryStore {
 impl Storage for MemoryStore {
     async fn get(&self, key: &str, revision: Revision) -> Result<Option<KeyValue>, StorageError> {
         let state = self.shared.lock();
-        let at = state.check_read_revision(revision)?;
-        Ok(state
-            .revisions
-            .get(key)
-            .and_then(|revisions| state.at(revisions, at)))
+        let at = state.index.read_revision(revision)?;
+        Ok(state.index.at(key, at).map(|v| state.key_value(key, v)))
     }
 
     async fn list(&self, request: ListRequest) -> Result<ListResponse, StorageError> {
         let state = self.shared.lock();
-        let at = state.check_read_revision(request.revision)?;
-        let start = match &request.start_after {
-            Some(after) if after.as_str() >= request.prefix.as_str() => {
-                std::ops::Bound::Excluded(after.clone())
-            }
-            _ => std::ops::Bound::Included(request.prefix.clone()),
-        };
-        let mut kvs = Vec::new();
-        let mut count = 0i64;
-        for (_, revisions) in state
-            .revisions
-            .range((start, std::ops::Bound::Unbounded))
-            .take_while(|(key, _)| key.starts_with(&request.prefix))
-        {
-            if let Some(kv) = state.at(revisions, at) {
-                count += 1;
-                if request.limit == 0 || kvs.len() < request.limit {
-                    kvs.push(kv);
-                }
-            }
-        }
+        let at = state.index.read_revision(request.revision)?;
+        let (versions, count) = state.index.range(
+            &request.prefix,
+            request.start_after.as_deref(),
+            at,
+            request.limit,
+        );
+        let kvs: Vec<KeyValue> = versions
+            .into_iter()
+            .map(|(key, version)| state.key_value(&key, version))
+            .collect();
         Ok(ListResponse {
             more: (kvs.len() as i64) < count,
             kvs,
@@ -256,48 +220,45 @@ impl Storage for MemoryStore {
 
     async fn compact(&self, revision: Revision) -> Result<(), StorageError> {
         let mut state = self.shared.lock();
-        if revision > state.revision {
+        let (current, compacted) = (state.index.revision, state.index.compacted);
+        if revision > current {
             return Err(StorageError::FutureRevision {
                 requested: revision,
-                current: state.revision,
+                current,
             });
         }
-        if revision <= state.compacted {
+        if revision <= compacted {
             return Err(StorageError::Compacted {
                 requested: revision,
-                compacted: state.compacted,
+                compacted,
             });
         }
-        let State {
-            history, revisions, ..
-        } = &mut *state;
-        revisions.retain(|_, key_revisions| {
-            // Keep the newest version at or before the compaction point
-            // unless it is a deletion, and everything after it.
-            let upto = key_revisions.partition_point(|r| *r <= revision);
-            let keep_from = match upto.checked_sub(1) {
-                Some(last) if history[&key_revisions[last]].value.is_some() => last,
-                _ => upto,
-            };
-            for dropped in key_revisions.drain(..keep_from) {
-                history.remove(&dropped);
-            }
-            !key_revisions.is_empty()
-        });
-        state.compacted = revision;
+        let unreachable: Vec<(String, Revision)> = state
+            .rows
+            .range(compacted + 1..=revision)
+            .flat_map(|(rev, row)| {
+                unreachable_after_compaction(*rev, row.prev_revision, row.version == 0)
+                    .map(|dropped| (row.key.clone(), dropped))
+            })
+            .collect();
+        for (key, dropped) in unreachable {
+            state.rows.remove(&dropped);
+            state.index.forget(&key, dropped);
+        }
+        state.index.compacted = revision;
         Ok(())
     }
 
     async fn current_revision(&self) -> Result<Revision, StorageError> {
-        Ok(self.shared.lock().revision)
+        Ok(self.shared.lock().index.revision)
     }
 
     async fn db_size(&self) -> Result<u64, StorageError> {
         let state = self.shared.lock();
         Ok(state
-            .history
+            .rows
             .values()
-            .map(|row| (row.key.len() + row.value.as_ref().map_or(0, |v| v.len()) + 32) as u64)
+            .map(|row| (row.key.len() + row.value.as_ref().map_or(0, Bytes::len) + 48) as u64)
             .sum())
     }
 

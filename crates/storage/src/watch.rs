@@ -194,10 +194,11 @@ impl Watcher {
                 return Live::CatchUp;
             }
             for event in &batch.events {
-                if event.revision() >= self.next && event.kv.key.starts_with(&self.prefix) {
-                    if self.out.send(Ok(event.clone())).await.is_err() {
-                        return Live::Stop;
-                    }
+                if event.revision() >= self.next
+                    && event.kv.key.starts_with(&self.prefix)
+                    && self.out.send(Ok(event.clone())).await.is_err()
+                {
+                    return Live::Stop;
                 }
             }
             self.next = batch.last + 1;

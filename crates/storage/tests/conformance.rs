@@ -329,6 +329,9 @@ async fn prefixes_are_isolated(backend: Backend) {
     assert_quiet(&mut watch).await;
 }
 
+/// An event as (kind, key, value, previous value).
+type EventSummary<'a> = (EventKind, &'a str, &'a [u8], Option<&'a [u8]>);
+
 async fn watch_replays_missed_events_exactly_once_in_order(backend: Backend) {
     let store = backend.store;
     put(&store, "/w/a", "a0").await;
@@ -340,7 +343,7 @@ async fn watch_replays_missed_events_exactly_once_in_order(backend: Backend) {
     put(&store, "/w/c", "c1").await;
     let mut watch = store.watch("/w/", start + 1).await.unwrap();
     let replayed = next_events(&mut watch, 4).await;
-    let summary: Vec<(EventKind, &str, &[u8], Option<&[u8]>)> = replayed
+    let summary: Vec<EventSummary> = replayed
         .iter()
         .map(|e| {
             (

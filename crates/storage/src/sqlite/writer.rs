@@ -68,13 +68,12 @@ impl Writer {
                 }
             }
             self.commit_batch(&mut writes);
-            if self.restart_due.swap(false, Ordering::AcqRel) {
-                if let Err(error) = self
+            if self.restart_due.swap(false, Ordering::AcqRel)
+                && let Err(error) = self
                     .connection
                     .execute_batch("PRAGMA wal_checkpoint(RESTART);")
-                {
-                    tracing::warn!(%error, "WAL restart failed");
-                }
+            {
+                tracing::warn!(%error, "WAL restart failed");
             }
         }
     }
@@ -282,10 +281,11 @@ impl Writer {
                 .unwrap_or(0)
         };
         let (total, free) = (pages("page_count"), pages("freelist_count"));
-        if free > 0 && free * 4 >= total {
-            if let Err(error) = self.connection.execute_batch("PRAGMA incremental_vacuum;") {
-                tracing::warn!(%error, "incremental vacuum failed");
-            }
+        if free > 0
+            && free * 4 >= total
+            && let Err(error) = self.connection.execute_batch("PRAGMA incremental_vacuum;")
+        {
+            tracing::warn!(%error, "incremental vacuum failed");
         }
     }
 }

@@ -117,7 +117,8 @@ async fn fresh_store(
             Ok((store, Box::new(dir)))
         }
         "etcd" => {
-            let process = tokio::task::spawn_blocking(|| EtcdProcess::start(None))
+            let parent = bench.dir.clone();
+            let process = tokio::task::spawn_blocking(move || EtcdProcess::start_in(&parent, None))
                 .await?
                 .map_err(anyhow::Error::msg)?;
             let store = storage::open(&process.endpoint(), &OpenOptions::default()).await?;

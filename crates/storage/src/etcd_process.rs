@@ -30,9 +30,15 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 impl EtcdProcess {
-    /// Starts etcd on two free loopback ports and waits until it is healthy.
+    /// Starts etcd on two free loopback ports, its data under the system
+    /// temporary directory, and waits until it is healthy.
     pub fn start(tls: Option<&EtcdServerTls>) -> Result<Self, String> {
-        let data_dir = std::env::temp_dir().join(format!(
+        Self::start_in(&std::env::temp_dir(), tls)
+    }
+
+    /// Like [`EtcdProcess::start`], with the data directory under `parent`.
+    pub fn start_in(parent: &Path, tls: Option<&EtcdServerTls>) -> Result<Self, String> {
+        let data_dir = parent.join(format!(
             "krust-etcd-{}-{}",
             std::process::id(),
             STARTED.fetch_add(1, Ordering::Relaxed)

@@ -18,7 +18,7 @@ async fn a_million_updates_over_a_thousand_keys_stay_under_64_mib() {
     let dir = tempfile::tempdir().unwrap();
     let options = OpenOptions {
         compaction: Some(CompactionPolicy {
-            interval: Duration::from_millis(250),
+            interval: Duration::from_millis(100),
             window: Duration::ZERO,
         }),
         ..OpenOptions::default()

@@ -14,7 +14,7 @@ use crate::{Revision, StorageError};
 const APPLICATION_ID: i32 = 0x6b72_7374;
 const SCHEMA_VERSION: i32 = 1;
 /// The WAL file is cut back to this size whenever it restarts.
-pub(super) const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+pub(super) const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
 
 /// `log` has one row per revision (version 0 marks a deletion; `prev_rev`
 /// names the version a write replaced); `data` holds the value written at

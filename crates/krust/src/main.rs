@@ -15,11 +15,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: the Kubernetes API over HTTPS on the chosen datastore.
+    Server(ServerArgs),
     /// Run a benchmark and print one `bench=NAME key=value ...` line per configuration.
     Bench {
         #[command(subcommand)]
         bench: Bench,
     },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Where the database, certificates and kubeconfig live.
+    #[arg(long, default_value = "/var/lib/krust")]
+    data_dir: PathBuf,
+    /// HTTPS port of the API (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Address the API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: std::net::IpAddr,
+    /// Also write the admin kubeconfig here.
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+    /// sqlite:///path/state.db (default: DATA_DIR/db/state.db), etcd://host:2379[,...] or memory://.
+    #[arg(long)]
+    datastore_endpoint: Option<String>,
+    /// CA bundle that verifies etcd's serving certificate.
+    #[arg(long)]
+    datastore_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    datastore_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long)]
+    datastore_keyfile: Option<PathBuf>,
+    /// Shared secret agents and API clients may present as a bearer token.
+    #[arg(long)]
+    token: Vec<String>,
+    /// Services' virtual IP range; its first address is the `kubernetes` Service's.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// Run no agent in this process. (No agent exists yet: every server runs without one.)
+    #[arg(long)]
+    disable_agent: bool,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +101,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
+        Command::Server(args) => runtime.block_on(server(args)),
         Command::Bench {
             bench:
                 Bench::Storage {
@@ -84,4 +124,60 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The first usable address of an IPv4 CIDR such as 10.43.0.0/16.
+fn first_service_ip(cidr: &str) -> anyhow::Result<std::net::IpAddr> {
+    let (network, bits) = cidr
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--service-cidr {cidr:?} is not a CIDR"))?;
+    let network: std::net::Ipv4Addr = network
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--service-cidr {cidr:?} is not an IPv4 CIDR"))?;
+    let bits: u32 = bits.parse().ok().filter(|b| *b <= 30).ok_or_else(|| {
+        anyhow::anyhow!("--service-cidr {cidr:?} needs a prefix length of at most 30")
+    })?;
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    Ok(std::net::Ipv4Addr::from((u32::from(network) & mask) + 1).into())
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let service_ip = first_service_ip(&args.service_cidr)?;
+    let endpoint = args.datastore_endpoint.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            args.data_dir.join("db").join("state.db").display()
+        )
+    });
+    let options = storage::OpenOptions {
+        etcd_tls: storage::EtcdTls {
+            ca_file: args.datastore_cafile.clone(),
+            cert_file: args.datastore_certfile.clone(),
+            key_file: args.datastore_keyfile.clone(),
+        },
+        ..storage::OpenOptions::default()
+    };
+    let store = storage::open(&endpoint, &options).await?;
+    let address = std::net::SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+    let config = apiserver::server::ServerConfig {
+        data_dir: args.data_dir.clone(),
+        write_kubeconfig: args.write_kubeconfig.clone(),
+        tokens: args.token.clone(),
+        kubernetes_service_ip: service_ip,
+        node_ips: Vec::new(),
+    };
+    let running = apiserver::server::start(config, store, listener).await?;
+    eprintln!(
+        "krust: serving the Kubernetes API on https://{}; kubeconfig {}",
+        running.address,
+        running.kubeconfig.display()
+    );
+    running.wait().await
 }

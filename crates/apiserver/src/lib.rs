@@ -1,0 +1,14 @@
+//! The Kubernetes REST API over HTTPS: discovery, CRUD, patch, watch and authentication, over the `storage` crate.
+
+pub mod auth;
+pub mod discovery;
+pub mod kubeconfig;
+pub mod objects;
+pub mod openapi;
+pub mod pki;
+pub mod request;
+pub mod rest;
+pub mod server;
+pub mod status;
+pub mod tls;
+pub mod watch;

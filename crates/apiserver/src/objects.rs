@@ -1,0 +1,191 @@
+//! Object bookkeeping shared by the handlers: storage keys, resourceVersion, uid, timestamps, generated names.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use api::resources::Resource;
+use bytes::Bytes;
+use rand::Rng;
+use serde_json::{Value, json};
+use storage::KeyValue;
+
+/// The storage key of one object.
+pub fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) if resource.namespaced => {
+            format!("/registry/{}/{namespace}/{name}", resource.storage_prefix)
+        }
+        _ => format!("/registry/{}/{name}", resource.storage_prefix),
+    }
+}
+
+/// The storage prefix of a collection: one namespace, or all of them.
+pub fn collection_prefix(resource: &Resource, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(namespace) if resource.namespaced => {
+            format!("/registry/{}/{namespace}/", resource.storage_prefix)
+        }
+        _ => format!("/registry/{}/", resource.storage_prefix),
+    }
+}
+
+/// A stored object as clients see it: `metadata.resourceVersion` is the
+/// revision that last wrote it.
+pub fn decode(kv: &KeyValue) -> Option<Value> {
+    let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
+    set_resource_version(&mut object, kv.mod_revision);
+    Some(object)
+}
+
+/// The bytes stored for an object; the resourceVersion is the storage
+/// revision, so it is never stored inside the value.
+pub fn encode(object: &Value) -> Bytes {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+    }
+    Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+}
+
+pub fn set_resource_version(object: &mut Value, revision: i64) {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("resourceVersion".into(), json!(revision.to_string()));
+    }
+}
+
+pub fn metadata(object: &Value) -> Option<&serde_json::Map<String, Value>> {
+    object.get("metadata")?.as_object()
+}
+
+pub fn metadata_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
+}
+
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    metadata(object)?.get(field)?.as_str()
+}
+
+/// The current time as Kubernetes writes timestamps: RFC 3339, seconds, UTC.
+pub fn now_rfc3339() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    rfc3339(seconds)
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let second_of_day = unix_seconds.rem_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+/// A random RFC 4122 version 4 UUID.
+pub fn new_uid() -> String {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The five random characters upstream appends to `generateName`, drawn
+/// from an alphabet without vowels or look-alike digits.
+pub fn generated_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The value of a field selector's field in `object` (`spec.nodeName`,
+/// `metadata.name`, ...); absent fields read as "".
+pub fn field_value(object: &Value, path: &str) -> String {
+    let mut current = object;
+    for part in path.split('.') {
+        match current.get(part) {
+            Some(next) => current = next,
+            None => return String::new(),
+        }
+    }
+    match current {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        // Lists such as status.podIPs select on their first entry's ip.
+        Value::Array(items) => items
+            .first()
+            .and_then(|item| item.get("ip").and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string(),
+        Value::Object(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_845), "2026-11-22T00:04:05Z");
+    }
+
+    #[test]
+    fn uids_are_version_4() {
+        let uid = new_uid();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(&uid[14..15], "4");
+        assert_ne!(uid, new_uid());
+    }
+
+    #[test]
+    fn field_values_follow_dotted_paths() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "hostNetwork": true}, "status": {"podIPs": [{"ip": "10.0.0.1"}]}});
+        assert_eq!(field_value(&pod, "spec.nodeName"), "n1");
+        assert_eq!(field_value(&pod, "spec.hostNetwork"), "true");
+        assert_eq!(field_value(&pod, "status.podIPs"), "10.0.0.1");
+        assert_eq!(field_value(&pod, "status.phase"), "");
+    }
+}

@@ -1,0 +1,512 @@
+//! End to end with the real kubectl: `krust server` on loopback, driven by /usr/bin/kubectl and raw HTTPS, checking what comes back.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A `krust server` on a free loopback port with its own data dir; killed on drop.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        Self::start_in(tempfile::tempdir().unwrap())
+    }
+
+    /// Starts a server on an existing data dir (a restart when it holds one).
+    fn start_in(dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_krust"))
+            .args([
+                "server",
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+                "0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--token", "test-token-123"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("krust server exited before serving")
+                .unwrap();
+            if let Some(rest) = line.split("serving the Kubernetes API on ").nth(1) {
+                break rest.split(';').next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, dir, url }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("admin.kubeconfig")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(args, &[], None)
+    }
+
+    fn kubectl_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut command = Command::new("/usr/bin/kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            !output.status.success(),
+            "kubectl {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn apply(&self, manifest: &str) -> String {
+        let output = self.kubectl_with(&["apply", "-f", "-"], &[], Some(manifest));
+        assert!(
+            output.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// A raw HTTPS request with curl; returns (status code, body).
+    fn curl(&self, args: &[&str]) -> (u16, Value) {
+        let output = Command::new("curl")
+            .args(["-sk", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn deployment_manifest(image: &str, env: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+  labels: {{app: web}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        ports: [{{containerPort: 80}}]
+        env: [{env}]
+"
+    )
+}
+
+#[test]
+fn reapplying_a_deployment_merges_the_changed_image_and_added_env() {
+    let server = Server::start();
+    assert!(
+        server
+            .apply(&deployment_manifest(
+                "nginx:1.14.2",
+                "{name: A, value: \"1\"}"
+            ))
+            .contains("deployment.apps/web created")
+    );
+    let out = server.apply(&deployment_manifest(
+        "nginx:1.15",
+        "{name: A, value: \"1\"}, {name: B, value: \"2\"}",
+    ));
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let deployment = server.json(&["get", "deployment", "web", "-o", "json"]);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.15");
+    assert_eq!(
+        container["env"],
+        serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+    );
+    assert_eq!(container["ports"][0]["containerPort"], 80);
+    assert_eq!(
+        container["imagePullPolicy"], "IfNotPresent",
+        "defaulted by the server"
+    );
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        "25%"
+    );
+    assert_eq!(deployment["metadata"]["generation"], 2);
+    let unchanged = server.apply(&deployment_manifest(
+        "nginx:1.15",
+        "{name: A, value: \"1\"}, {name: B, value: \"2\"}",
+    ));
+    assert!(unchanged.contains("unchanged"), "{unchanged}");
+}
+
+#[test]
+fn get_renders_tables_wide_yaml_jsonpath_and_filters() {
+    let server = Server::start();
+    server.apply(&deployment_manifest(
+        "nginx:1.14.2",
+        "{name: A, value: \"1\"}",
+    ));
+    let wide = server.ok(&["get", "deployments", "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert!(wide.lines().nth(1).unwrap().contains("nginx:1.14.2"));
+    let yaml = server.ok(&["get", "deploy", "web", "-o", "yaml"]);
+    assert!(yaml.contains("kind: Deployment") && yaml.contains("resourceVersion:"));
+    assert_eq!(
+        server.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2"
+    );
+    assert_eq!(
+        server.ok(&["get", "deploy", "-l", "app=web", "-o", "name"]),
+        "deployment.apps/web\n"
+    );
+    assert_eq!(
+        server.ok(&["get", "deploy", "-l", "app notin (web)", "-o", "name"]),
+        ""
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "ns",
+            "--field-selector",
+            "metadata.name=kube-system",
+            "-o",
+            "name"
+        ]),
+        "namespace/kube-system\n"
+    );
+    let unsupported = server.fails(&["get", "deploy", "--field-selector", "spec.paused=true"]);
+    assert!(
+        unsupported.contains("field label not supported: spec.paused"),
+        "{unsupported}"
+    );
+    let namespaces = server.ok(&["get", "namespaces"]);
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(namespaces.contains(namespace), "{namespaces}");
+    }
+    let services = server.ok(&["get", "svc", "kubernetes"]);
+    assert!(
+        services.contains("10.43.0.1") && services.contains("443/TCP"),
+        "{services}"
+    );
+    let resources = server.ok(&["api-resources"]);
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["deployments", "deploy", "apps/v1", "true", "Deployment"]),
+        "{resources}"
+    );
+    assert!(
+        server
+            .ok(&["api-versions"])
+            .lines()
+            .any(|l| l == "rbac.authorization.k8s.io/v1")
+    );
+    let describe = server.ok(&["describe", "deployment", "web"]);
+    assert!(
+        describe.contains("RollingUpdate") && describe.contains("nginx:1.14.2"),
+        "{describe}"
+    );
+}
+
+#[test]
+fn patch_label_annotate_and_edit_change_the_stored_object() {
+    let server = Server::start();
+    server.apply(&deployment_manifest(
+        "nginx:1.14.2",
+        "{name: A, value: \"1\"}",
+    ));
+    server.ok(&["patch", "deploy", "web", "-p", "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"nginx:1.16\"}]}}}}"]);
+    server.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "-p",
+        "{\"metadata\":{\"labels\":{\"tier\":\"front\"}}}",
+    ]);
+    server.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        "[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":4}]",
+    ]);
+    let failed_test = server.fails(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        "[{\"op\":\"test\",\"path\":\"/spec/replicas\",\"value\":9}]",
+    ]);
+    assert!(
+        failed_test.contains("The request is invalid"),
+        "{failed_test}"
+    );
+    server.ok(&["label", "deploy", "web", "env=prod"]);
+    server.ok(&["annotate", "deploy", "web", "owner=team-a"]);
+    let editor = "sed -i s/replicas:\\ 4/replicas:\\ 5/";
+    let edited = server.kubectl_with(&["edit", "deploy", "web"], &[("KUBE_EDITOR", editor)], None);
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let object = server.json(&["get", "deploy", "web", "-o", "json"]);
+    assert_eq!(object["spec"]["replicas"], 5);
+    assert_eq!(
+        object["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.16"
+    );
+    assert_eq!(
+        object["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"], "A",
+        "strategic merge kept env"
+    );
+    assert_eq!(object["metadata"]["labels"]["tier"], "front");
+    assert_eq!(object["metadata"]["labels"]["env"], "prod");
+    assert_eq!(object["metadata"]["annotations"]["owner"], "team-a");
+    let stale = server.fails(&["label", "deploy", "web", "env=dev", "--overwrite", "--resource-version=1"]);
+    assert!(stale.contains("the object has been modified"), "{stale}");
+}
+
+#[test]
+fn watch_sees_an_update_and_delete_waits_for_removal() {
+    let server = Server::start();
+    server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\ndata: {a: \"1\"}\n");
+    let mut watch = Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "-o",
+            "jsonpath={.data.a}{\"\\n\"}",
+            "--request-timeout=20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "1", "the initial state");
+    server.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type=merge",
+        "-p",
+        "{\"data\":{\"a\":\"2\"}}",
+    ]);
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "2",
+        "the update arrives on the watch"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    server.ok(&["delete", "configmap", "cfg"]);
+    server.ok(&["wait", "--for=delete", "configmap/cfg", "--timeout=10s"]);
+    let missing = server.fails(&["get", "configmap", "cfg"]);
+    assert!(
+        missing.contains("configmaps \"cfg\" not found"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn bad_input_gets_the_upstream_status() {
+    let server = Server::start();
+    let invalid = server.kubectl_with(
+        &["apply", "-f", "-"],
+        &[],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: default}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        stderr.contains("is invalid") && stderr.contains("a lowercase RFC 1123 subdomain"),
+        "{stderr}"
+    );
+    let missing_namespace = server.kubectl_with(
+        &["apply", "-f", "-"],
+        &[],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: nope}\n"),
+    );
+    assert!(
+        String::from_utf8_lossy(&missing_namespace.stderr)
+            .contains("namespaces \"nope\" not found")
+    );
+
+    let url = &server.url;
+    let (code, status) = server.curl(&[&format!("{url}/api/v1/namespaces")]);
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (401, Some("Unauthorized"))
+    );
+    let (code, _) = server.curl(&[
+        "-H",
+        "Authorization: Bearer wrong",
+        &format!("{url}/api/v1/namespaces"),
+    ]);
+    assert_eq!(code, 401);
+    let token = ["-H", "Authorization: Bearer test-token-123"];
+    let (code, list) = server.curl(&[token[0], token[1], &format!("{url}/api/v1/namespaces")]);
+    assert_eq!((code, list["kind"].as_str()), (200, Some("NamespaceList")));
+    let (code, _) = server.curl(&[&format!("{url}/readyz")]);
+    assert_eq!(code, 200, "health needs no credentials");
+
+    let post = |body: &str, content_type: &str| {
+        server.curl(&[
+            token[0],
+            token[1],
+            "-X",
+            "POST",
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data-binary",
+            body,
+            &format!("{url}/api/v1/namespaces/default/configmaps"),
+        ])
+    };
+    let (code, status) = post("{\"metadata\": {\"name\": ", "application/json");
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+    let (code, status) = post(
+        "{\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"x\"}}",
+        "application/json",
+    );
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+    let (code, status) = post("{}", "text/plain");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+    let huge = format!(
+        "{{\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"a\":\"{}\"}}}}",
+        "x".repeat(4 * 1024 * 1024)
+    );
+    let huge_file = server.dir.path().join("huge.json");
+    std::fs::write(&huge_file, huge).unwrap();
+    let (code, status) = post(&format!("@{}", huge_file.display()), "application/json");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (413, Some("RequestEntityTooLarge"))
+    );
+    let (code, status) = post("{\"metadata\":{\"name\":\"dup\"}}", "application/json");
+    assert_eq!(code, 201, "{status}");
+    let (code, status) = post("{\"metadata\":{\"name\":\"dup\"}}", "application/json");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+    assert_eq!(status["message"], "configmaps \"dup\" already exists");
+    // Nothing from the refused requests was stored.
+    let names = server.ok(&["get", "configmaps", "-o", "name"]);
+    assert_eq!(names, "configmap/dup\n");
+}
+
+#[test]
+fn the_server_reuses_its_certificates_and_data_after_a_restart() {
+    let mut server = Server::start();
+    server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: default}\ndata: {a: \"1\"}\n");
+    let ca_before = std::fs::read(server.dir.path().join("tls/ca.crt")).unwrap();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    drop(server);
+    let restarted = Server::start_in(dir);
+    assert_eq!(
+        std::fs::read(restarted.dir.path().join("tls/ca.crt")).unwrap(),
+        ca_before
+    );
+    assert_eq!(
+        restarted.ok(&["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]),
+        "1"
+    );
+}

@@ -1,5 +1,6 @@
 //! The Kubernetes REST API over HTTPS: discovery, CRUD, patch, watch and authentication, over the `storage` crate.
 
+pub mod allocator;
 pub mod auth;
 pub mod discovery;
 pub mod kubeconfig;

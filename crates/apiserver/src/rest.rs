@@ -19,6 +19,8 @@ pub const MAX_OBJECT_BYTES: usize = storage::MAX_VALUE_BYTES;
 /// Shared state of the REST handlers.
 pub struct Rest {
     pub storage: DynStorage,
+    /// Where Services' ClusterIPs come from.
+    pub service_cidr: crate::allocator::ServiceCidr,
 }
 
 /// A successful response: HTTP status and JSON body.
@@ -390,6 +392,11 @@ impl Rest {
                 body: object,
             });
         }
+        let is_service = resource.kind == "Service";
+        if is_service {
+            crate::allocator::allocate(&self.storage, self.service_cidr, &mut object, None).await?;
+        }
+        let bytes = objects::encode(&object);
         let written = self
             .storage
             .put(&key, bytes, Precondition::Absent)
@@ -399,7 +406,16 @@ impl Rest {
                     ApiError::already_exists(resource.group, resource.plural, &name)
                 }
                 other => from_storage(other, resource.group, resource.plural, &name),
-            })?;
+            });
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
+                if is_service {
+                    crate::allocator::release(&self.storage, &object).await;
+                }
+                return Err(error);
+            }
+        };
         objects::set_resource_version(&mut object, written.revision);
         Ok(Reply {
             code: 201,
@@ -522,6 +538,15 @@ impl Rest {
             );
         }
         validate(resource, &object)?;
+        if resource.kind == "Service" && !status_only && !dry_run {
+            crate::allocator::allocate(
+                &self.storage,
+                self.service_cidr,
+                &mut object,
+                Some(&current),
+            )
+            .await?;
+        }
         let key = objects::key(resource, target.namespace.as_deref(), name);
         let deleting = meta_str(&object, "deletionTimestamp").is_some();
         let finalizers_left = objects::metadata(&object)
@@ -539,6 +564,9 @@ impl Rest {
                 .delete(&key, Precondition::ModRevision(expected))
                 .await
                 .map_err(|e| from_storage(e, resource.group, resource.plural, name))?;
+            if resource.kind == "Service" {
+                crate::allocator::release(&self.storage, &current).await;
+            }
             objects::set_resource_version(&mut object, deleted.revision);
             return Ok(Reply::ok(object));
         }
@@ -629,6 +657,73 @@ impl Rest {
             }
         }
         Err(ApiError::modified(resource.group, resource.plural, &name))
+    }
+
+    /// GET of the scale subresource: the parent's replicas as an autoscaling/v1 Scale.
+    pub async fn get_scale(&self, target: &Target) -> Result<Reply, ApiError> {
+        let name = name_of(target)?;
+        let (object, _) = self.read(target, name).await?;
+        Ok(Reply::ok(scale_of(&object)))
+    }
+
+    /// PUT (no content type) or PATCH of the scale subresource: only
+    /// `spec.replicas` reaches the parent; a resourceVersion in the Scale must
+    /// match the parent's.
+    pub async fn update_scale(
+        &self,
+        target: &Target,
+        patch_type: Option<&str>,
+        body: &[u8],
+        query: &HashMap<String, String>,
+    ) -> Result<Reply, ApiError> {
+        let resource = target.resource;
+        let name = name_of(target)?.to_string();
+        let (current, revision) = self.read(target, &name).await?;
+        let scale = scale_of(&current);
+        let new_scale = match patch_type {
+            None => parse_body(body)?,
+            Some(media) => {
+                let patch: Value = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                match media.split(';').next().unwrap_or("").trim() {
+                    "application/json-patch+json" => api::patch::apply_json_patch(&scale, &patch),
+                    "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                        api::patch::apply_merge_patch(&scale, &patch)
+                    }
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                }
+                .map_err(patch_error)?
+            }
+        };
+        if let Some(rv) = meta_str(&new_scale, "resourceVersion").filter(|rv| !rv.is_empty())
+            && rv != revision.to_string()
+        {
+            return Err(ApiError::modified(resource.group, resource.plural, &name));
+        }
+        let replicas = new_scale["spec"]["replicas"].as_i64().unwrap_or(0);
+        if replicas < 0 {
+            let error = api::validation::FieldError::invalid(
+                "spec.replicas",
+                json!(replicas),
+                "must be greater than or equal to 0",
+            );
+            return Err(ApiError::invalid(api::validation::invalid_status(
+                "Scale",
+                "autoscaling",
+                &name,
+                &[error],
+            )));
+        }
+        let mut parent = current.clone();
+        parent["spec"]["replicas"] = json!(replicas);
+        let main = Target {
+            subresource: None,
+            ..target.clone()
+        };
+        let written = self
+            .replace(&main, &name, current, parent, revision, query)
+            .await?;
+        Ok(Reply::ok(scale_of(&written.body)))
     }
 
     pub async fn delete(
@@ -733,6 +828,9 @@ impl Rest {
             .delete(&key, Precondition::ModRevision(revision))
             .await
             .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
+        if resource.kind == "Service" {
+            crate::allocator::release(&self.storage, &object).await;
+        }
         objects::set_resource_version(&mut object, deleted.revision);
         Ok(Reply::ok(object))
     }
@@ -775,6 +873,42 @@ impl Rest {
             Rendering::Object,
         )))
     }
+}
+
+/// The autoscaling/v1 Scale view of a scalable object.
+fn scale_of(object: &Value) -> Value {
+    let metadata = objects::metadata(object).cloned().unwrap_or_default();
+    let pick = |field: &str| metadata.get(field).cloned().unwrap_or(Value::Null);
+    let selector = match object["spec"]["selector"].as_object() {
+        // ReplicationControllers select with a plain label map.
+        Some(map) if !map.contains_key("matchLabels") && !map.contains_key("matchExpressions") => {
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            pairs.sort();
+            pairs.join(",")
+        }
+        Some(_) => {
+            api::selector::LabelSelector::from_label_selector_json(&object["spec"]["selector"])
+                .map(|selector| selector.to_string())
+                .unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": pick("name"),
+            "namespace": pick("namespace"),
+            "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"),
+            "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": object["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
 }
 
 fn push_unique(finalizers: &mut Vec<Value>, finalizer: &str) {

@@ -32,8 +32,8 @@ pub struct ServerConfig {
     /// Extra kubeconfig path besides `DATA_DIR/admin.kubeconfig`.
     pub write_kubeconfig: Option<PathBuf>,
     pub tokens: Vec<String>,
-    /// The `kubernetes` Service's ClusterIP (the service CIDR's first address).
-    pub kubernetes_service_ip: IpAddr,
+    /// Services' virtual IP range; its first address is the `kubernetes` Service's.
+    pub service_cidr: crate::allocator::ServiceCidr,
     /// Addresses the serving certificate must name besides the defaults.
     pub node_ips: Vec<IpAddr>,
 }
@@ -80,7 +80,8 @@ pub async fn start(
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
-    let sans = pki::default_sans(&hostname, &config.node_ips, config.kubernetes_service_ip);
+    let kubernetes_service_ip = IpAddr::V4(config.service_cidr.first());
+    let sans = pki::default_sans(&hostname, &config.node_ips, kubernetes_service_ip);
     let pki_dir = config.data_dir.join("tls");
     let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&pki_dir, &sans)).await??;
     let tls = crate::tls::server_config(&pki)?;
@@ -101,10 +102,13 @@ pub async fn start(
     }
 
     let state = Arc::new(AppState {
-        rest: Rest { storage },
+        rest: Rest {
+            storage,
+            service_cidr: config.service_cidr,
+        },
         tokens: TokenAuthenticator::new(config.tokens.clone()),
     });
-    bootstrap(&state.rest, config.kubernetes_service_ip, address.port()).await?;
+    bootstrap(&state.rest, kubernetes_service_ip, address.port()).await?;
     let router = router(state);
     let acceptor = TlsAcceptor::from(tls);
     let serving = tokio::spawn(async move {
@@ -261,6 +265,21 @@ async fn dispatch(
     {
         return ApiError::unsupported_media_type(&content_type).into_response();
     }
+    if target.subresource.as_deref() == Some("scale") {
+        let rest = &state.rest;
+        return match method {
+            Method::GET => reply(rest.get_scale(&target).await),
+            Method::PUT => reply(rest.update_scale(&target, None, &body, &query).await),
+            Method::PATCH => reply(
+                rest.update_scale(&target, Some(&content_type), &body, &query)
+                    .await,
+            ),
+            _ => ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )
+            .into_response(),
+        };
+    }
     if let Some(sub) = target.subresource.as_deref()
         && !matches!(sub, "status" | "finalize")
     {
@@ -392,6 +411,17 @@ async fn bootstrap(rest: &Rest, service_ip: IpAddr, port: u16) -> anyhow::Result
             .ok()
             .flatten()
             .expect("bootstrap paths are resource paths");
+        let existing = request::Target {
+            name: object["metadata"]["name"].as_str().map(str::to_string),
+            ..target.clone()
+        };
+        if rest
+            .get(&existing, request::Rendering::Object)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
         match rest
             .create(
                 &target,

@@ -126,27 +126,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The first usable address of an IPv4 CIDR such as 10.43.0.0/16.
-fn first_service_ip(cidr: &str) -> anyhow::Result<std::net::IpAddr> {
-    let (network, bits) = cidr
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("--service-cidr {cidr:?} is not a CIDR"))?;
-    let network: std::net::Ipv4Addr = network
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--service-cidr {cidr:?} is not an IPv4 CIDR"))?;
-    let bits: u32 = bits.parse().ok().filter(|b| *b <= 30).ok_or_else(|| {
-        anyhow::anyhow!("--service-cidr {cidr:?} needs a prefix length of at most 30")
-    })?;
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
-    Ok(std::net::Ipv4Addr::from((u32::from(network) & mask) + 1).into())
-}
-
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
-    let service_ip = first_service_ip(&args.service_cidr)?;
+    let service_cidr = apiserver::allocator::ServiceCidr::parse(&args.service_cidr)
+        .map_err(|e| anyhow::anyhow!("--service-cidr {e}"))?;
     let endpoint = args.datastore_endpoint.clone().unwrap_or_else(|| {
         format!(
             "sqlite://{}",
@@ -170,7 +152,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         write_kubeconfig: args.write_kubeconfig.clone(),
         tokens: args.token.clone(),
-        kubernetes_service_ip: service_ip,
+        service_cidr,
         node_ips: Vec::new(),
     };
     let running = apiserver::server::start(config, store, listener).await?;

@@ -352,7 +352,14 @@ fn patch_label_annotate_and_edit_change_the_stored_object() {
     assert_eq!(object["metadata"]["labels"]["tier"], "front");
     assert_eq!(object["metadata"]["labels"]["env"], "prod");
     assert_eq!(object["metadata"]["annotations"]["owner"], "team-a");
-    let stale = server.fails(&["label", "deploy", "web", "env=dev", "--overwrite", "--resource-version=1"]);
+    let stale = server.fails(&[
+        "label",
+        "deploy",
+        "web",
+        "env=dev",
+        "--overwrite",
+        "--resource-version=1",
+    ]);
     assert!(stale.contains("the object has been modified"), "{stale}");
 }
 
@@ -509,4 +516,71 @@ fn the_server_reuses_its_certificates_and_data_after_a_restart() {
         restarted.ok(&["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]),
         "1"
     );
+}
+
+#[test]
+fn scale_and_service_addresses_behave_like_upstream() {
+    let server = Server::start();
+    server.apply(&deployment_manifest(
+        "nginx:1.14.2",
+        "{name: A, value: \"1\"}",
+    ));
+    assert!(
+        server
+            .ok(&["scale", "deploy", "web", "--replicas=7"])
+            .contains("scaled")
+    );
+    assert_eq!(
+        server.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "7"
+    );
+    let scale = server.json(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]);
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(7))
+    );
+    assert_eq!(scale["status"]["selector"], "app=web");
+
+    server.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
+    let service = server.json(&["get", "svc", "web", "-o", "json"]);
+    let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(
+        cluster_ip.starts_with("10.43.") && cluster_ip != "10.43.0.1",
+        "{cluster_ip}"
+    );
+    let node_port = service["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    assert_eq!(service["spec"]["ports"][0]["protocol"], "TCP");
+    // Re-applying keeps what was allocated.
+    server.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, labels: {x: z1}}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
+    let again = server.json(&["get", "svc", "web", "-o", "json"]);
+    assert_eq!(again["spec"]["clusterIP"], cluster_ip.as_str());
+    assert_eq!(again["spec"]["ports"][0]["nodePort"], node_port);
+    let taken = server.kubectl_with(
+        &["apply", "-f", "-"],
+        &[],
+        Some(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: other, namespace: default}}\nspec:\n  clusterIP: {cluster_ip}\n  ports: [{{port: 80}}]\n"
+        )),
+    );
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        stderr.contains("provided IP is already allocated"),
+        "{stderr}"
+    );
+    server.ok(&["delete", "svc", "web"]);
+    // The released address can be claimed again.
+    server.apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: other, namespace: default}}\nspec:\n  clusterIP: {cluster_ip}\n  ports: [{{port: 80}}]\n"
+    ));
+    let listing = server.ok(&["get", "svc", "other"]);
+    assert!(listing.contains(&cluster_ip), "{listing}");
 }

@@ -815,10 +815,8 @@ impl Rest {
                     objects::set_resource_version(&mut object, written.revision);
                 }
             }
-            return Ok(Reply {
-                code: 202,
-                body: object,
-            });
+            // Upstream answers 200 for a delete left pending on finalizers.
+            return Ok(Reply::ok(object));
         }
         if dry_run {
             return Ok(Reply::ok(object));
@@ -832,7 +830,7 @@ impl Rest {
             crate::allocator::release(&self.storage, &object).await;
         }
         objects::set_resource_version(&mut object, deleted.revision);
-        Ok(Reply::ok(object))
+        Ok(Reply::ok(deleted_reply(resource, object)))
     }
 
     pub async fn delete_collection(
@@ -909,6 +907,24 @@ fn scale_of(object: &Value) -> Value {
         "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
         "status": {"replicas": object["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
     })
+}
+
+/// What a completed delete answers: most resources answer a Success
+/// Status naming the object; pods, services and namespaces (upstream's
+/// `ReturnDeletedObject` registries) answer the deleted object itself.
+fn deleted_reply(resource: &Resource, object: Value) -> Value {
+    if matches!(resource.kind, "Pod" | "Service" | "Namespace") {
+        return object;
+    }
+    let mut details = json!({
+        "name": meta_str(&object, "name").unwrap_or_default(),
+        "kind": resource.plural,
+        "uid": meta_str(&object, "uid").unwrap_or_default(),
+    });
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
 fn push_unique(finalizers: &mut Vec<Value>, finalizer: &str) {

@@ -63,6 +63,27 @@ struct ServerArgs {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Pod creates/s over HTTPS, LIST times, watch fan-out and RSS of a `krust server` child.
+    Api {
+        /// Concurrent clients creating pods.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Pods created for the creates/s figure.
+        #[arg(long, default_value_t = 10_000)]
+        creates: usize,
+        /// Pod counts whose LIST is timed.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        list_sizes: Vec<usize>,
+        /// Concurrent watchers for the fan-out figure (0 skips it).
+        #[arg(long, default_value_t = 1000)]
+        watchers: usize,
+        /// Events written while the watchers listen.
+        #[arg(long, default_value_t = 50)]
+        watch_events: usize,
+        /// Directory for the server's data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable writes/s and latency from concurrent writers, SQLite against etcd.
     Storage {
         /// Backends to measure, in order (sqlite, etcd, memory).
@@ -102,6 +123,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Bench {
+            bench:
+                Bench::Api {
+                    clients,
+                    creates,
+                    list_sizes,
+                    watchers,
+                    watch_events,
+                    dir,
+                },
+        } => {
+            let bench = bench::api::ApiBench {
+                krust: std::env::current_exe()?,
+                clients,
+                creates,
+                list_sizes,
+                watchers,
+                watch_events,
+                dir: dir.unwrap_or_else(std::env::temp_dir),
+            };
+            runtime.block_on(bench::api::run(&bench, &mut std::io::stdout()))
+        }
         Command::Bench {
             bench:
                 Bench::Storage {

@@ -25,6 +25,7 @@ mod tests;
 use serde_json::{Map, Value, json};
 
 pub use pods::pod_status_reason;
+pub use time::rfc3339;
 
 /// What each row's `object` holds, as the `includeObject` table option asks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -209,11 +209,16 @@ async fn create_pods(
     Ok((started.elapsed(), latencies, errors))
 }
 
-/// Times one LIST of all pods, whole or in pages of `page`; returns (seconds, items).
-async fn time_list(server: &ServerProcess, page: Option<usize>) -> anyhow::Result<(f64, usize)> {
+/// Times one LIST of all pods, whole or in pages of `page`; returns
+/// (seconds, items, response bytes).
+async fn time_list(
+    server: &ServerProcess,
+    page: Option<usize>,
+) -> anyhow::Result<(f64, usize, usize)> {
     let mut sender = server.connect().await?;
     let started = Instant::now();
     let mut items = 0;
+    let mut bytes = 0;
     let mut token: Option<String> = None;
     loop {
         let mut path = "/api/v1/namespaces/default/pods".to_string();
@@ -226,6 +231,7 @@ async fn time_list(server: &ServerProcess, page: Option<usize>) -> anyhow::Resul
         sender.ready().await?;
         let response = sender.send_request(request("GET", &path, None)).await?;
         let body = response.into_body().collect().await?.to_bytes();
+        bytes += body.len();
         let list: serde_json::Value = serde_json::from_slice(&body)?;
         items += list["items"].as_array().map_or(0, Vec::len);
         token = list["metadata"]["continue"].as_str().map(str::to_string);
@@ -233,7 +239,7 @@ async fn time_list(server: &ServerProcess, page: Option<usize>) -> anyhow::Resul
             break;
         }
     }
-    Ok((started.elapsed().as_secs_f64(), items))
+    Ok((started.elapsed().as_secs_f64(), items, bytes))
 }
 
 /// Opens `watchers` watches, writes `events` changes, and measures how long
@@ -361,11 +367,12 @@ pub async fn run(bench: &ApiBench, out: &mut impl Write) -> anyhow::Result<()> {
             }
             existing = size;
         }
-        let (whole, items) = time_list(&server, None).await?;
-        let (paged, paged_items) = time_list(&server, Some(500)).await?;
+        let (whole, items, json_bytes) = time_list(&server, None).await?;
+        let (paged, paged_items, _) = time_list(&server, Some(500)).await?;
         writeln!(
             out,
-            "bench=api measure=list pods={items} whole_s={whole:.3} paginated_500_s={paged:.3} paginated_items={paged_items} rss_mb={:.1}",
+            "bench=api measure=list pods={items} whole_s={whole:.3} paginated_500_s={paged:.3} paginated_items={paged_items} list_json_mb={:.1} rss_mb={:.1}",
+            json_bytes as f64 / 1048576.0,
             server.rss_bytes() as f64 / 1048576.0
         )?;
         out.flush()?;

@@ -145,6 +145,19 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Seconds since the epoch as Kubernetes writes timestamps:
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
+    let second_of_day = unix_seconds.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
 /// Upstream's HumanDuration for a duration in nanoseconds: about two
 /// significant units, with a small tolerance for clocks slightly ahead.
 pub(super) fn human_duration_nanos(nanos: i128) -> String {

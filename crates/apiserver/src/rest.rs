@@ -156,6 +156,7 @@ impl Rest {
         &self,
         resource: &Resource,
         namespace: Option<&str>,
+        name: &str,
     ) -> Result<(), ApiError> {
         let Some(namespace) = namespace.filter(|_| resource.namespaced) else {
             return Ok(());
@@ -177,11 +178,10 @@ impl Rest {
                 reason: "Forbidden",
                 message: format!(
                     "{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                    crate::status::qualified(resource.group, resource.plural, "")
-                        .trim_end_matches(" \"\""),
+                    crate::status::qualified(resource.group, resource.plural, name),
                 ),
                 details: Some(
-                    json!({"name": "", "kind": resource.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
+                    json!({"name": name, "kind": resource.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
                 ),
             });
         }
@@ -367,7 +367,7 @@ impl Rest {
         }
         validate(resource, &object)?;
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
-        self.namespace_allows_create(resource, namespace.as_deref())
+        self.namespace_allows_create(resource, namespace.as_deref(), &name)
             .await?;
         let bytes = objects::encode(&object);
         if bytes.len() > MAX_OBJECT_BYTES {
@@ -724,6 +724,73 @@ impl Rest {
             .replace(&main, &name, current, parent, revision, query)
             .await?;
         Ok(Reply::ok(scale_of(&written.body)))
+    }
+
+    /// POST pods/NAME/binding: assigns an unscheduled pod to a node, as
+    /// the scheduler does; a pod already on a node is a conflict.
+    pub async fn bind(&self, target: &Target, body: &[u8]) -> Result<Reply, ApiError> {
+        let resource = target.resource;
+        let name = name_of(target)?.to_string();
+        let binding = parse_body(body)?;
+        if let Some(given) = meta_str(&binding, "name")
+            && given != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({given}) does not match the name on the URL ({name})"
+            )));
+        }
+        let node = binding["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if node.is_empty() {
+            let error = api::validation::FieldError::required("target.name", "");
+            return Err(ApiError::invalid(api::validation::invalid_status(
+                "Binding",
+                "",
+                &name,
+                &[error],
+            )));
+        }
+        let (mut pod, revision) = self.read(target, &name).await?;
+        if meta_str(&pod, "deletionTimestamp").is_some() {
+            return Err(ApiError::conflict(
+                resource.group,
+                resource.plural,
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(assigned) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict(
+                resource.group,
+                resource.plural,
+                &name,
+                &format!("pod {name} is already assigned to node \"{assigned}\""),
+            ));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now_rfc3339()});
+        match pod["status"]["conditions"].as_array_mut() {
+            Some(conditions) => {
+                conditions.retain(|c| c["type"] != "PodScheduled");
+                conditions.push(condition);
+            }
+            None => pod["status"]["conditions"] = json!([condition]),
+        }
+        let key = objects::key(resource, target.namespace.as_deref(), &name);
+        self.storage
+            .put(
+                &key,
+                objects::encode(&pod),
+                Precondition::ModRevision(revision),
+            )
+            .await
+            .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
+        Ok(Reply {
+            code: 201,
+            body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        })
     }
 
     pub async fn delete(

@@ -280,6 +280,15 @@ async fn dispatch(
             .into_response(),
         };
     }
+    if target.subresource.as_deref() == Some("binding") {
+        return match method {
+            Method::POST => reply(state.rest.bind(&target, &body).await),
+            _ => ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )
+            .into_response(),
+        };
+    }
     if let Some(sub) = target.subresource.as_deref()
         && !matches!(sub, "status" | "finalize")
     {

@@ -584,3 +584,61 @@ fn scale_and_service_addresses_behave_like_upstream() {
     let listing = server.ok(&["get", "svc", "other"]);
     assert!(listing.contains(&cluster_ip), "{listing}");
 }
+
+#[test]
+fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
+    let server = Server::start();
+    server.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  containers: [{name: c, image: busybox}]\n");
+    let pod = server.json(&["get", "pod", "p", "-o", "json"]);
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"], "Always",
+        "busybox has no tag"
+    );
+    let bind = |node: &str| {
+        server.curl(&[
+            "-H",
+            "Authorization: Bearer test-token-123",
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("{{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{{\"name\":\"p\"}},\"target\":{{\"kind\":\"Node\",\"name\":\"{node}\"}}}}"),
+            &format!("{}/api/v1/namespaces/default/pods/p/binding", server.url),
+        ])
+    };
+    let (code, status) = bind("node-a");
+    assert_eq!((code, status["status"].as_str()), (201, Some("Success")));
+    assert_eq!(
+        server.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"]),
+        "node-a"
+    );
+    let (code, status) = bind("node-b");
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("already assigned to node \"node-a\"")
+    );
+
+    server.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: going}\n");
+    let deleting = server.kubectl(&["delete", "namespace", "going", "--wait=false"]);
+    assert!(deleting.status.success());
+    assert_eq!(
+        server.ok(&["get", "ns", "going", "-o", "jsonpath={.status.phase}"]),
+        "Terminating"
+    );
+    let refused = server.kubectl_with(
+        &["apply", "-f", "-"],
+        &[],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: going}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("because it is being terminated"),
+        "{stderr}"
+    );
+}

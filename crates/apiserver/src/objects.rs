@@ -46,6 +46,36 @@ pub fn encode(object: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
 }
 
+/// Writes a stored object as a list item: without `kind` and `apiVersion`
+/// (upstream's list items carry neither) and with its resourceVersion, while
+/// copying every other top-level field verbatim rather than parsing it.
+pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    let fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(&kv.value)?;
+    out.push(b'{');
+    let mut first = true;
+    for (name, value) in fields {
+        if name == "kind" || name == "apiVersion" {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &name)?;
+        out.push(b':');
+        if name == "metadata" {
+            let mut metadata: serde_json::Map<String, Value> = serde_json::from_str(value.get())?;
+            metadata.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            serde_json::to_writer(&mut *out, &metadata)?;
+        } else {
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 pub fn set_resource_version(object: &mut Value, revision: i64) {
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.insert("resourceVersion".into(), json!(revision.to_string()));
@@ -145,6 +175,26 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_305_845), "2026-11-22T00:04:05Z");
+    }
+
+    #[test]
+    fn list_items_drop_type_fields_and_gain_their_resource_version() {
+        let stored = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "data": {"metadata": {"name": "inner"}}, "metadata": {"name": "r", "namespace": "d"}, "revision": 3});
+        let kv = KeyValue {
+            key: "/registry/apps/controllerrevisions/d/r".into(),
+            value: encode(&stored),
+            create_revision: 5,
+            mod_revision: 9,
+            version: 2,
+        };
+        let mut out = Vec::new();
+        write_list_item(&kv, &mut out).unwrap();
+        let item: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            item,
+            json!({"data": {"metadata": {"name": "inner"}}, "metadata": {"name": "r", "namespace": "d", "resourceVersion": "9"}, "revision": 3})
+        );
     }
 
     #[test]

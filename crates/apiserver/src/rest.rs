@@ -27,11 +27,21 @@ pub struct Rest {
 pub struct Reply {
     pub code: u16,
     pub body: Value,
+    /// Already-serialised JSON to send instead of `body` (large lists).
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Reply {
     fn ok(body: Value) -> Self {
-        Reply { code: 200, body }
+        Reply::with_code(200, body)
+    }
+
+    fn with_code(code: u16, body: Value) -> Self {
+        Reply {
+            code,
+            body,
+            raw: None,
+        }
     }
 }
 
@@ -217,6 +227,50 @@ impl Rest {
         rendering: Rendering,
     ) -> Result<Reply, ApiError> {
         let resource = target.resource;
+        let (items, metadata) = self.select(target, query).await?;
+        if rendering == Rendering::Object {
+            // Plain lists are written from the stored bytes: building a value
+            // tree per object would cost about ten times the list's size.
+            let mut raw =
+                Vec::with_capacity(items.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 256);
+            raw.extend_from_slice(
+                format!(
+                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+                    resource.kind,
+                    resource.api_version(),
+                    metadata
+                )
+                .as_bytes(),
+            );
+            for (index, kv) in items.iter().enumerate() {
+                if index > 0 {
+                    raw.push(b',');
+                }
+                objects::write_list_item(kv, &mut raw).map_err(|e| {
+                    ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key))
+                })?;
+            }
+            raw.extend_from_slice(b"]}");
+            return Ok(Reply {
+                code: 200,
+                body: Value::Null,
+                raw: Some(raw),
+            });
+        }
+        let objects = items.iter().filter_map(objects::decode).collect();
+        Ok(Reply::ok(render_list(
+            resource, objects, metadata, rendering,
+        )))
+    }
+
+    /// The stored objects a list selects (one page of them when limited),
+    /// with the list's metadata (resourceVersion, continue, remainingItemCount).
+    async fn select(
+        &self,
+        target: &Target,
+        query: &HashMap<String, String>,
+    ) -> Result<(Vec<storage::KeyValue>, Value), ApiError> {
+        let resource = target.resource;
         let filter = Filter::from_query(resource, query)?;
         let limit: usize = match query.get("limit").map(String::as_str) {
             None | Some("") => 0,
@@ -261,10 +315,10 @@ impl Rest {
             for kv in page.kvs {
                 examined += 1;
                 last_key = Some(kv.key.clone());
-                if let Some(object) = objects::decode(&kv)
-                    && filter.matches(&object)
-                {
-                    items.push(object);
+                let selected = filter.is_everything()
+                    || objects::decode(&kv).is_some_and(|object| filter.matches(&object));
+                if selected {
+                    items.push(kv);
                     if limit > 0 && items.len() == limit {
                         break;
                     }
@@ -292,7 +346,7 @@ impl Rest {
                 metadata["remainingItemCount"] = json!(remaining);
             }
         }
-        Ok(Reply::ok(render_list(resource, items, metadata, rendering)))
+        Ok((items, metadata))
     }
 
     pub async fn create(
@@ -387,10 +441,7 @@ impl Rest {
                     &name,
                 ));
             }
-            return Ok(Reply {
-                code: 201,
-                body: object,
-            });
+            return Ok(Reply::with_code(201, object));
         }
         let is_service = resource.kind == "Service";
         if is_service {
@@ -417,10 +468,7 @@ impl Rest {
             }
         };
         objects::set_resource_version(&mut object, written.revision);
-        Ok(Reply {
-            code: 201,
-            body: object,
-        })
+        Ok(Reply::with_code(201, object))
     }
 
     pub async fn update(
@@ -787,10 +835,10 @@ impl Rest {
             )
             .await
             .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
-        Ok(Reply {
-            code: 201,
-            body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-        })
+        Ok(Reply::with_code(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
     }
 
     pub async fn delete(
@@ -912,8 +960,8 @@ impl Rest {
                 "the server does not allow this method on the requested resource",
             ));
         }
-        let listed = self.list(target, query, Rendering::Object).await?;
-        let items = listed.body["items"].as_array().cloned().unwrap_or_default();
+        let (selected, _) = self.select(target, query).await?;
+        let items: Vec<Value> = selected.iter().filter_map(objects::decode).collect();
         let mut deleted = Vec::new();
         for item in items {
             let Some(name) = meta_str(&item, "name") else {

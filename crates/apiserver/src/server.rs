@@ -198,6 +198,14 @@ fn json_response(code: u16, body: &Value, content_type: &str) -> Response {
 
 fn reply(result: Result<Reply, ApiError>) -> Response {
     match result {
+        Ok(Reply {
+            code,
+            raw: Some(raw),
+            ..
+        }) => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            (code, [(header::CONTENT_TYPE, "application/json")], raw).into_response()
+        }
         Ok(reply) => json_response(reply.code, &reply.body, "application/json"),
         Err(error) => error.into_response(),
     }

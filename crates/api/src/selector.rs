@@ -373,17 +373,22 @@ fn requirement_from_expression(
     LabelRequirement::new(key, operator, values)
 }
 
+/// Writes requirements separated by ',' (both selectors' canonical form).
+fn write_joined(f: &mut fmt::Formatter<'_>, requirements: &[impl fmt::Display]) -> fmt::Result {
+    for (index, requirement) in requirements.iter().enumerate() {
+        if index > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{requirement}")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for LabelSelector {
     /// The canonical form (upstream's String()): requirements by key, set
     /// values sorted, joined by ','.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, requirement) in self.requirements.iter().enumerate() {
-            if index > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 
@@ -805,13 +810,7 @@ impl FieldSelector {
 
 impl fmt::Display for FieldSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, requirement) in self.requirements.iter().enumerate() {
-            if index > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 

@@ -53,10 +53,6 @@ fn name_of(target: &Target) -> Result<&str, ApiError> {
     })
 }
 
-fn group_of(resource: &Resource) -> &'static str {
-    resource.group
-}
-
 /// Options every mutating verb shares.
 fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     match query.get("dryRun").map(String::as_str) {
@@ -1214,7 +1210,7 @@ pub fn render_one(resource: &Resource, object: Value, rendering: Rendering) -> V
                 .to_string();
             let mut table = api::table::table(
                 resource.plural,
-                group_of(resource),
+                resource.group,
                 std::slice::from_ref(&object),
                 objects::now_unix(),
                 api::table::IncludeObject::Metadata,
@@ -1268,7 +1264,7 @@ pub fn render_list(
         Rendering::Table => {
             let mut table = api::table::table(
                 resource.plural,
-                group_of(resource),
+                resource.group,
                 &items,
                 objects::now_unix(),
                 api::table::IncludeObject::Metadata,

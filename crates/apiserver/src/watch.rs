@@ -78,8 +78,6 @@ pub async fn watch(
     };
     let (out, body) = mpsc::channel(64);
     let stream = rest.storage.watch(&prefix, from).await;
-    let resource_name = resource.plural;
-    let group = resource.group;
     tokio::spawn(async move {
         let send = |event: Value| {
             let out = out.clone();
@@ -89,10 +87,6 @@ pub async fn watch(
                 out.send(Ok(Bytes::from(line))).await.is_ok()
             }
         };
-        let resource = api::resources::RESOURCES
-            .iter()
-            .find(|r| r.plural == resource_name && r.group == group)
-            .expect("the watched resource is built in");
         let wanted = |object: &Value| {
             filter.matches(object)
                 && only_name

@@ -1,12 +1,12 @@
 //! `krust bench api`: pod creates/s over HTTPS from concurrent clients, LIST times, watch fan-out delay and server RSS, against a `krust server` child process.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +18,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 use crate::Percentiles;
+use crate::server::KrustServer;
 
 const TOKEN: &str = "krust-bench-token";
 
@@ -36,12 +37,10 @@ pub struct ApiBench {
     pub dir: PathBuf,
 }
 
-/// A `krust server` child process on loopback; killed on drop.
+/// A `krust server` child and a TLS connector that trusts its CA.
 struct ServerProcess {
-    child: Child,
-    address: String,
+    server: KrustServer,
     connector: TlsConnector,
-    _dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
@@ -49,55 +48,17 @@ impl ServerProcess {
         let dir = tempfile::Builder::new()
             .prefix("krust-bench-api-")
             .tempdir_in(&bench.dir)?;
-        let mut child = Command::new(&bench.krust)
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                "0",
-                "--token",
-                TOKEN,
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bench.krust.display()))?;
-        let mut lines = BufReader::new(child.stderr.take().context("no stderr")?).lines();
-        let address = loop {
-            let Some(line) = lines.next() else {
-                bail!("krust server exited before serving")
-            };
-            let line = line?;
-            if let Some(rest) = line.split("serving the Kubernetes API on https://").nth(1) {
-                break rest.split(';').next().unwrap_or_default().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let connector = tls_connector(&dir.path().join("tls/ca.crt"))?;
-        Ok(ServerProcess {
-            child,
-            address,
-            connector,
-            _dir: dir,
-        })
+        let server = KrustServer::start(&bench.krust, dir, &["--token", TOKEN])?;
+        let connector = tls_connector(&server.data_dir().join("tls/ca.crt"))?;
+        Ok(ServerProcess { server, connector })
     }
 
     fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        self.server.rss_bytes()
     }
 
     async fn connect(&self) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
-        let tcp = tokio::net::TcpStream::connect(&self.address).await?;
+        let tcp = tokio::net::TcpStream::connect(self.server.address()).await?;
         tcp.set_nodelay(true)?;
         let tls = self
             .connector
@@ -106,13 +67,6 @@ impl ServerProcess {
         let (sender, connection) = http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(connection);
         Ok(sender)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

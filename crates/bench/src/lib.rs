@@ -1,6 +1,7 @@
 //! krust's benchmarks. Each prints one `bench=NAME key=value ...` line per measured configuration.
 
 pub mod api;
+pub mod server;
 pub mod storage;
 
 /// Latency percentiles over a set of samples in microseconds.

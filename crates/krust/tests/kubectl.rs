@@ -1,15 +1,16 @@
 //! End to end with the real kubectl: `krust server` on loopback, driven by /usr/bin/kubectl and raw HTTPS, checking what comes back.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+use bench::server::KrustServer;
 use serde_json::Value;
 
-/// A `krust server` on a free loopback port with its own data dir; killed on drop.
+/// A `krust server` (with a bearer token) driven through kubectl and curl.
 struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
+    server: KrustServer,
     url: String,
 }
 
@@ -20,40 +21,18 @@ impl Server {
 
     /// Starts a server on an existing data dir (a restart when it holds one).
     fn start_in(dir: tempfile::TempDir) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_krust"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                "0",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--token", "test-token-123"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("krust server exited before serving")
-                .unwrap();
-            if let Some(rest) = line.split("serving the Kubernetes API on ").nth(1) {
-                break rest.split(';').next().unwrap().to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, dir, url }
+        let server = KrustServer::start(
+            Path::new(env!("CARGO_BIN_EXE_krust")),
+            dir,
+            &["--token", "test-token-123"],
+        )
+        .unwrap();
+        let url = server.url.clone();
+        Server { server, url }
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("admin.kubeconfig")
+        self.server.kubeconfig()
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -136,13 +115,6 @@ impl Server {
             code.parse().unwrap(),
             serde_json::from_str(body).unwrap_or(Value::Null),
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -478,7 +450,7 @@ fn bad_input_gets_the_upstream_status() {
         "{{\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"a\":\"{}\"}}}}",
         "x".repeat(4 * 1024 * 1024)
     );
-    let huge_file = server.dir.path().join("huge.json");
+    let huge_file = server.server.data_dir().join("huge.json");
     std::fs::write(&huge_file, huge).unwrap();
     let (code, status) = post(&format!("@{}", huge_file.display()), "application/json");
     assert_eq!(
@@ -500,16 +472,13 @@ fn bad_input_gets_the_upstream_status() {
 
 #[test]
 fn the_server_reuses_its_certificates_and_data_after_a_restart() {
-    let mut server = Server::start();
+    let server = Server::start();
     server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: default}\ndata: {a: \"1\"}\n");
-    let ca_before = std::fs::read(server.dir.path().join("tls/ca.crt")).unwrap();
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    drop(server);
+    let ca_before = std::fs::read(server.server.data_dir().join("tls/ca.crt")).unwrap();
+    let dir = server.server.stop();
     let restarted = Server::start_in(dir);
     assert_eq!(
-        std::fs::read(restarted.dir.path().join("tls/ca.crt")).unwrap(),
+        std::fs::read(restarted.server.data_dir().join("tls/ca.crt")).unwrap(),
         ca_before
     );
     assert_eq!(
@@ -640,5 +609,92 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
     assert!(
         stderr.contains("because it is being terminated"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn watch_sends_initial_events_then_a_bookmark_and_ends_at_its_timeout() {
+    let server = Server::start();
+    server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one, namespace: default}\n");
+    let started = std::time::Instant::now();
+    let output = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-H", "Authorization: Bearer test-token-123"])
+        .arg(format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=2",
+            server.url
+        ))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "curl failed: the watch did not end by itself"
+    );
+    assert!(
+        elapsed >= std::time::Duration::from_secs(2)
+            && elapsed < std::time::Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let events: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "one");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let (code, gone) = server.curl(&[
+        "-H",
+        "Authorization: Bearer test-token-123",
+        &format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=not-a-number",
+            server.url
+        ),
+    ]);
+    assert_eq!((code, gone["reason"].as_str()), (400, Some("BadRequest")));
+}
+
+#[test]
+fn the_server_runs_on_a_real_etcd() {
+    let etcd = storage::etcd_process::EtcdProcess::start(None).unwrap();
+    let server = KrustServer::start(
+        Path::new(env!("CARGO_BIN_EXE_krust")),
+        tempfile::tempdir().unwrap(),
+        &[
+            "--token",
+            "test-token-123",
+            "--datastore-endpoint",
+            &etcd.endpoint(),
+        ],
+    )
+    .unwrap();
+    let url = server.url.clone();
+    let server = Server { server, url };
+    server.apply(&deployment_manifest(
+        "nginx:1.14.2",
+        "{name: A, value: \"1\"}",
+    ));
+    server.apply(&deployment_manifest(
+        "nginx:1.15",
+        "{name: A, value: \"1\"}",
+    ));
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.metadata.generation}"
+        ]),
+        "nginx:1.15 2"
+    );
+    assert!(
+        server
+            .ok(&["get", "ns", "-o", "name"])
+            .contains("namespace/kube-system")
     );
 }

@@ -1,70 +1,18 @@
 //! End to end with the official Kubernetes Python client: `krust server` on loopback, driven by the pytest suite in tests/python.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, Read};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use bench::server::KrustServer;
 
 /// The workspace root, where `tests/python` lives.
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// How long the whole pytest run may take before it is killed as hung.
 const PYTEST_DEADLINE: Duration = Duration::from_secs(300);
-
-/// A `krust server` on a free loopback port with its own data dir; killed on drop.
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_krust"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                "0",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        // From here on the child is owned by a guard, so a panic still kills it.
-        let server = Server { child, dir };
-        let mut lines = BufReader::new(stderr).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("krust server exited before serving")
-                .unwrap();
-            if line.contains("serving the Kubernetes API on ") {
-                break;
-            }
-        }
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        server
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("admin.kubeconfig")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A child process killed on drop (pytest, should the test panic or time out).
 struct KillOnDrop(Child);
@@ -104,7 +52,12 @@ fn require_python_packages() {
 #[test]
 fn the_official_python_client_passes_the_pytest_suite() {
     require_python_packages();
-    let server = Server::start();
+    let server = KrustServer::start(
+        Path::new(env!("CARGO_BIN_EXE_krust")),
+        tempfile::tempdir().unwrap(),
+        &[],
+    )
+    .unwrap();
     let root = Path::new(WORKSPACE);
     assert!(
         root.join("tests/python/test_client.py").is_file(),

@@ -6,7 +6,9 @@
 
 pub mod defaults;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
+pub mod schema;
 pub mod selector;
 pub mod table;
 pub mod validation;

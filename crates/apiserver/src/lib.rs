@@ -2,7 +2,10 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod body;
+pub mod cache;
 pub mod discovery;
+pub mod field_validation;
 pub mod kubeconfig;
 pub mod objects;
 pub mod openapi;

@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use storage::{DynStorage, ListRequest, Precondition, StorageError};
 
+use crate::field_validation::{self, Write};
 use crate::objects::{self, meta_str, metadata_mut};
 use crate::request::{Rendering, Target};
 use crate::status::{ApiError, from_storage};
@@ -19,6 +20,8 @@ pub const MAX_OBJECT_BYTES: usize = storage::MAX_VALUE_BYTES;
 /// Shared state of the REST handlers.
 pub struct Rest {
     pub storage: DynStorage,
+    /// LIST and WATCH are served from here when it can.
+    pub cache: std::sync::Arc<crate::cache::WatchCache>,
     /// Where Services' ClusterIPs come from.
     pub service_cidr: crate::allocator::ServiceCidr,
 }
@@ -27,8 +30,10 @@ pub struct Rest {
 pub struct Reply {
     pub code: u16,
     pub body: Value,
-    /// Already-serialised JSON to send instead of `body` (large lists).
-    pub raw: Option<Vec<u8>>,
+    /// A list written from stored bytes, sent instead of `body`.
+    pub raw: Option<objects::StoredList>,
+    /// Texts of `Warning` headers to answer with (unknown fields, ...).
+    pub warnings: Vec<String>,
 }
 
 impl Reply {
@@ -41,7 +46,13 @@ impl Reply {
             code,
             body,
             raw: None,
+            warnings: Vec::new(),
         }
+    }
+
+    fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings.extend(warnings);
+        self
     }
 }
 
@@ -227,30 +238,17 @@ impl Rest {
         if rendering == Rendering::Object {
             // Plain lists are written from the stored bytes: building a value
             // tree per object would cost about ten times the list's size.
-            let mut raw =
-                Vec::with_capacity(items.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 256);
-            raw.extend_from_slice(
-                format!(
-                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
-                    resource.kind,
-                    resource.api_version(),
-                    metadata
-                )
-                .as_bytes(),
+            let list = objects::StoredList::new(
+                &format!("{}List", resource.kind),
+                &resource.api_version(),
+                &metadata,
+                items,
             );
-            for (index, kv) in items.iter().enumerate() {
-                if index > 0 {
-                    raw.push(b',');
-                }
-                objects::write_list_item(kv, &mut raw).map_err(|e| {
-                    ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key))
-                })?;
-            }
-            raw.extend_from_slice(b"]}");
             return Ok(Reply {
                 code: 200,
                 body: Value::Null,
-                raw: Some(raw),
+                raw: Some(list),
+                warnings: Vec::new(),
             });
         }
         let objects = items.iter().filter_map(objects::decode).collect();
@@ -276,13 +274,41 @@ impl Rest {
                 .map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?,
         };
         let prefix = objects::collection_prefix(resource, target.namespace.as_deref());
-        let (mut revision, mut start_after) = match query.get("continue").filter(|c| !c.is_empty())
-        {
+        let continuing = match query.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => {
                 let (revision, start) = decode_continue(token)?;
-                (revision, Some(format!("{prefix}{start}")))
+                Some((revision, format!("{prefix}{start}")))
             }
-            None => (list_revision(query)?, None),
+            None => None,
+        };
+        let cached = match (&continuing, list_revision(query)?) {
+            (Some((revision, start)), _) => {
+                self.cache
+                    .list_unchanged_since(resource, &prefix, start, *revision)
+                    .await
+            }
+            (None, ListAt::Exact(_)) => None,
+            (None, ListAt::NotOlderThan(revision)) => {
+                self.cache.list(resource, &prefix, None, revision).await
+            }
+            (None, ListAt::Latest) => {
+                let current = self
+                    .storage
+                    .current_revision()
+                    .await
+                    .map_err(|e| from_storage(e, resource.group, resource.plural, ""))?;
+                self.cache.list(resource, &prefix, None, current).await
+            }
+        };
+        if let Some(list) = cached {
+            return Ok(select_page(&filter, limit, &prefix, &list));
+        }
+        let (mut revision, mut start_after) = match continuing {
+            Some((revision, start)) => (revision, Some(start)),
+            None => match list_revision(query)? {
+                ListAt::Exact(revision) => (revision, None),
+                _ => (0, None),
+            },
         };
         let mut items = Vec::new();
         let mut next_continue = None;
@@ -311,9 +337,7 @@ impl Rest {
             for kv in page.kvs {
                 examined += 1;
                 last_key = Some(kv.key.clone());
-                let selected = filter.is_everything()
-                    || objects::decode(&kv).is_some_and(|object| filter.matches(&object));
-                if selected {
+                if filter.selects(&kv) {
                     items.push(kv);
                     if limit > 0 && items.len() == limit {
                         break;
@@ -335,14 +359,7 @@ impl Rest {
             }
             start_after = last_key;
         }
-        let mut metadata = json!({"resourceVersion": revision.to_string()});
-        if let Some(token) = next_continue {
-            metadata["continue"] = json!(token);
-            if let Some(remaining) = remaining.filter(|r| *r > 0) {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
-        }
-        Ok((items, metadata))
+        Ok((items, list_metadata(revision, next_continue, remaining)))
     }
 
     pub async fn create(
@@ -360,6 +377,7 @@ impl Rest {
         let dry_run = dry_run(query)?;
         let mut object = parse_body(body)?;
         check_kind(resource, &mut object)?;
+        let warnings = field_validation::check(resource, Write::Create, query, &mut object, None)?;
         let namespace = target.namespace.clone();
         {
             let metadata = metadata_mut(&mut object);
@@ -437,7 +455,7 @@ impl Rest {
                     &name,
                 ));
             }
-            return Ok(Reply::with_code(201, object));
+            return Ok(Reply::with_code(201, object).with_warnings(warnings));
         }
         let is_service = resource.kind == "Service";
         if is_service {
@@ -464,7 +482,7 @@ impl Rest {
             }
         };
         objects::set_resource_version(&mut object, written.revision);
-        Ok(Reply::with_code(201, object))
+        Ok(Reply::with_code(201, object).with_warnings(warnings))
     }
 
     pub async fn update(
@@ -484,6 +502,13 @@ impl Rest {
             )));
         }
         let (current, revision) = self.read(target, &name).await?;
+        let warnings = field_validation::check(
+            target.resource,
+            Write::Update,
+            query,
+            &mut object,
+            Some(&current),
+        )?;
         let expected = match meta_str(&object, "resourceVersion").filter(|rv| !rv.is_empty()) {
             Some(rv) => {
                 let rv: i64 = rv.parse().map_err(|_| {
@@ -502,6 +527,7 @@ impl Rest {
         };
         self.replace(target, &name, current, object, expected, query)
             .await
+            .map(|reply| reply.with_warnings(warnings))
     }
 
     /// Writes `object` over `current` (read at `expected`), keeping what
@@ -680,6 +706,13 @@ impl Rest {
             .map_err(patch_error)?;
             let mut patched = patched;
             check_kind(resource, &mut patched)?;
+            let warnings = field_validation::check(
+                resource,
+                Write::Patch,
+                query,
+                &mut patched,
+                Some(&current),
+            )?;
             let expected = match meta_str(&patched, "resourceVersion").filter(|rv| !rv.is_empty()) {
                 Some(rv) if rv != revision.to_string() => {
                     return Err(ApiError::modified(resource.group, resource.plural, &name));
@@ -697,7 +730,7 @@ impl Rest {
                 {
                     continue;
                 }
-                other => return other,
+                other => return other.map(|reply| reply.with_warnings(warnings)),
             }
         }
         Err(ApiError::modified(resource.group, resource.plural, &name))
@@ -1113,23 +1146,81 @@ fn delete_options(body: &[u8], query: &HashMap<String, String>) -> Result<Delete
     })
 }
 
-/// The storage revision a list without `continue` reads at.
-fn list_revision(query: &HashMap<String, String>) -> Result<i64, ApiError> {
+/// Which state a list without `continue` reads.
+enum ListAt {
+    /// The most recent state (resourceVersion unset): a consistent read.
+    Latest,
+    /// Any state at least this new (resourceVersion "0" is 0).
+    NotOlderThan(i64),
+    /// Exactly this revision (resourceVersionMatch=Exact).
+    Exact(i64),
+}
+
+fn list_revision(query: &HashMap<String, String>) -> Result<ListAt, ApiError> {
     let rv = query
         .get("resourceVersion")
         .map(String::as_str)
         .unwrap_or("");
     let exact = query.get("resourceVersionMatch").map(String::as_str) == Some("Exact");
     match rv {
-        "" | "0" => Ok(0),
+        "" => Ok(ListAt::Latest),
+        "0" => Ok(ListAt::NotOlderThan(0)),
         text => {
             let revision: i64 = text
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}")))?;
-            // NotOlderThan (the default) is satisfied by the current state.
-            Ok(if exact { revision } else { 0 })
+            Ok(if exact {
+                ListAt::Exact(revision)
+            } else {
+                ListAt::NotOlderThan(revision)
+            })
         }
     }
+}
+
+/// One page of a list read at `revision` from the watch cache: the
+/// selected items up to `limit`, and the metadata to continue after them.
+fn select_page(
+    filter: &Filter,
+    limit: usize,
+    prefix: &str,
+    list: &crate::cache::CacheList,
+) -> (Vec<storage::KeyValue>, Value) {
+    let revision = list.revision;
+    let mut items = Vec::new();
+    for kv in list.items() {
+        if !filter.selects(&kv) {
+            continue;
+        }
+        items.push(kv);
+        if limit > 0 && items.len() == limit {
+            break;
+        }
+    }
+    let mut next_continue = None;
+    let mut remaining = None;
+    if limit > 0 && items.len() == limit {
+        let last = &items[items.len() - 1].key;
+        let left = list.count_after(last);
+        if left > 0 {
+            next_continue = Some(encode_continue(revision, &last[prefix.len()..]));
+            if filter.is_everything() {
+                remaining = Some(left as i64);
+            }
+        }
+    }
+    (items, list_metadata(revision, next_continue, remaining))
+}
+
+fn list_metadata(revision: i64, next_continue: Option<String>, remaining: Option<i64>) -> Value {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(token) = next_continue {
+        metadata["continue"] = json!(token);
+        if let Some(remaining) = remaining.filter(|r| *r > 0) {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+    }
+    metadata
 }
 
 /// The continue token: upstream's base64 JSON form, so clients can treat it as opaque.
@@ -1186,6 +1277,11 @@ impl Filter {
 
     pub fn is_everything(&self) -> bool {
         self.labels.is_everything() && self.fields.is_everything()
+    }
+
+    /// Whether a stored object is selected (decoding it only when needed).
+    pub fn selects(&self, kv: &storage::KeyValue) -> bool {
+        self.is_everything() || objects::decode(kv).is_some_and(|object| self.matches(&object))
     }
 
     pub fn matches(&self, object: &Value) -> bool {

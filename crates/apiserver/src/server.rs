@@ -101,9 +101,12 @@ pub async fn start(
         crate::kubeconfig::write_kubeconfig(extra, &kubeconfig)?;
     }
 
+    let cache = crate::cache::WatchCache::new(storage.clone());
+    tokio::spawn(cache.clone().run());
     let state = Arc::new(AppState {
         rest: Rest {
             storage,
+            cache,
             service_cidr: config.service_cidr,
         },
         tokens: TokenAuthenticator::new(config.tokens.clone()),
@@ -196,19 +199,36 @@ fn json_response(code: u16, body: &Value, content_type: &str) -> Response {
         .into_response()
 }
 
-fn reply(result: Result<Reply, ApiError>) -> Response {
-    match result {
+fn reply(mut result: Result<Reply, ApiError>) -> Response {
+    let warnings = result
+        .as_mut()
+        .map(|reply| std::mem::take(&mut reply.warnings))
+        .unwrap_or_default();
+    let mut response = match result {
         Ok(Reply {
             code,
             raw: Some(raw),
             ..
         }) => {
             let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-            (code, [(header::CONTENT_TYPE, "application/json")], raw).into_response()
+            (
+                code,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(raw.into_chunks()),
+            )
+                .into_response()
         }
         Ok(reply) => json_response(reply.code, &reply.body, "application/json"),
         Err(error) => error.into_response(),
+    };
+    for text in warnings {
+        // As upstream: code 299, no agent, the text quoted like Go's strconv.Quote.
+        let value = format!("299 - {}", api::validation::go_quote(&text));
+        if let Ok(value) = header::HeaderValue::from_bytes(value.as_bytes()) {
+            response.headers_mut().append(header::WARNING, value);
+        }
     }
+    response
 }
 
 async fn dispatch(
@@ -228,6 +248,11 @@ async fn dispatch(
         "/healthz" | "/livez" => return (StatusCode::OK, "ok").into_response(),
         "/readyz" => {
             return match state.rest.storage.current_revision().await {
+                Ok(_) if !state.rest.cache.is_ready() => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "[-]watch cache is still loading",
+                )
+                    .into_response(),
                 Ok(_) => (StatusCode::OK, "ok").into_response(),
                 Err(error) => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -267,12 +292,17 @@ async fn dispatch(
         Some(body) => body,
         None => return ApiError::too_large("the request body is too large").into_response(),
     };
-    if matches!(method, Method::POST | Method::PUT)
-        && !body.is_empty()
-        && !content_type.starts_with("application/json")
-    {
-        return ApiError::unsupported_media_type(&content_type).into_response();
-    }
+    // Create and update bodies may come as YAML or Kubernetes protobuf
+    // (client-go's typed clients); the handlers read JSON. Patches carry
+    // their own media types.
+    let body = if matches!(method, Method::POST | Method::PUT) {
+        match crate::body::to_json(&content_type, body) {
+            Ok(body) => body,
+            Err(error) => return error.into_response(),
+        }
+    } else {
+        body
+    };
     if target.subresource.as_deref() == Some("scale") {
         let rest = &state.rest;
         return match method {
@@ -386,6 +416,11 @@ fn discovery_response(path: &str, accept: &str) -> Option<Response> {
             .into_response(),
         })
     };
+    // OpenAPI documents are rendered once and served from their bytes.
+    let openapi = |document: Option<bytes::Bytes>| match document {
+        Some(bytes) => Some(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+        None => plain(None),
+    };
     match segments.as_slice() {
         ["api"] | ["apis"] => {
             let core = segments[0] == "api";
@@ -406,10 +441,15 @@ fn discovery_response(path: &str, accept: &str) -> Option<Response> {
                 None => plain(Some(discovery::group_list())),
             }
         }
-        ["openapi", "v3"] => plain(Some(crate::openapi::index())),
-        ["openapi", "v3", "api", version] => plain(crate::openapi::document("", version)),
+        ["openapi", "v2"] if !crate::openapi::accepts_json(accept) => Some(
+            ApiError::not_acceptable("only application/json is served at /openapi/v2")
+                .into_response(),
+        ),
+        ["openapi", "v2"] => openapi(Some(crate::openapi::swagger_json())),
+        ["openapi", "v3"] => openapi(Some(crate::openapi::index_json())),
+        ["openapi", "v3", "api", version] => openapi(crate::openapi::document_json("", version)),
         ["openapi", "v3", "apis", group, version] => {
-            plain(crate::openapi::document(group, version))
+            openapi(crate::openapi::document_json(group, version))
         }
         ["api", version] => plain(discovery::resource_list("", version)),
         ["apis", group] => plain(discovery::group(group)),

@@ -1,15 +1,18 @@
 //! Watch: a stream of ADDED/MODIFIED/DELETED/BOOKMARK/ERROR events with upstream's resourceVersion, selector and timeout semantics.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use storage::{EventKind, ListRequest, StorageError};
+use storage::{Event, EventKind, KeyValue, ListRequest, StorageError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::cache::WatchStart;
 use crate::objects;
 use crate::request::{Rendering, Target};
 use crate::rest::{Filter, Rest, render_list, render_one};
@@ -51,33 +54,25 @@ pub async fn watch(
         .get("resourceVersion")
         .map(String::as_str)
         .unwrap_or("");
-    let mut initial = Vec::new();
-    let from = match requested {
-        "" | "0" => {
-            let page = rest
-                .storage
-                .list(ListRequest {
-                    prefix: prefix.clone(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| from_storage(e, resource.group, resource.plural, ""))?;
-            initial = page.kvs.iter().filter_map(objects::decode).collect();
-            page.revision + 1
-        }
+    let start = match requested {
+        "" | "0" => Start::Now {
+            consistent: requested.is_empty(),
+        },
         text => {
             if send_initial {
                 return Err(ApiError::bad_request(
                     "sendInitialEvents is only supported with resourceVersionMatch=NotOlderThan and an unset or \"0\" resourceVersion",
                 ));
             }
-            text.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}")))?
-                + 1
+            Start::After(
+                text.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {text:?}"))
+                })?,
+            )
         }
     };
+    let (initial, from, mut changes) = changes_from(rest, resource, &prefix, start).await?;
     let (out, body) = mpsc::channel(64);
-    let stream = rest.storage.watch(&prefix, from).await;
     tokio::spawn(async move {
         let send = |event: Value| {
             let out = out.clone();
@@ -104,8 +99,8 @@ pub async fn watch(
                 other => render_one(resource, object, other),
             }
         };
-        let mut last_revision = from - 1;
-        for object in initial {
+        let mut last_revision = from;
+        for object in initial.iter().filter_map(objects::decode) {
             if wanted(&object) && !send(json!({"type": "ADDED", "object": render(object)})).await {
                 return;
             }
@@ -119,19 +114,12 @@ pub async fn watch(
                 return;
             }
         }
-        let mut stream = match stream {
-            Ok(stream) => stream,
-            Err(error) => {
-                let _ = send(error_event(error)).await;
-                return;
-            }
-        };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
         ticker.tick().await;
         loop {
-            let item = tokio::select! {
+            let next = tokio::select! {
                 _ = &mut deadline => return,
                 _ = out.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
@@ -141,16 +129,19 @@ pub async fn watch(
                     if !send(bookmark).await { return; }
                     continue;
                 }
-                item = stream.next() => item,
+                next = changes.next() => next,
             };
-            let event = match item {
-                Some(Ok(event)) => event,
-                Some(Err(error)) => {
-                    let _ = send(error_event(error)).await;
+            let event = match next {
+                Next::Change(event) => event,
+                Next::Failed(error) => {
+                    let _ = send(error).await;
                     return;
                 }
-                None => return,
+                Next::End => return,
             };
+            if event.revision() <= last_revision {
+                continue;
+            }
             last_revision = event.revision();
             let previous = event.prev.as_ref().and_then(objects::decode);
             let (kind, object) = match event.kind {
@@ -182,6 +173,126 @@ pub async fn watch(
         }
     });
     Ok(ReceiverStream::new(body))
+}
+
+/// Where a watch starts.
+enum Start {
+    /// At the current state, sent first as ADDED events; `consistent` (an
+    /// unset resourceVersion) means the state must be the store's latest.
+    Now { consistent: bool },
+    /// After this revision.
+    After(i64),
+}
+
+/// The changes a watch delivers: from the watch cache when it can serve
+/// the start, otherwise straight from the store (which replays history).
+enum Changes {
+    Cache(crate::cache::CacheSubscription),
+    Store(storage::WatchStream),
+}
+
+enum Next {
+    Change(Arc<Event>),
+    /// The watch cannot go on; this ERROR event says why.
+    Failed(Value),
+    End,
+}
+
+impl Changes {
+    async fn next(&mut self) -> Next {
+        match self {
+            Changes::Cache(subscription) => {
+                if let Some(change) = subscription.backlog.pop_front() {
+                    return Next::Change(change);
+                }
+                match subscription.changes.recv().await {
+                    Some(change) => Next::Change(change),
+                    None if subscription.cut_off.load(Ordering::Acquire) => {
+                        Next::Failed(too_slow_event())
+                    }
+                    None => Next::End,
+                }
+            }
+            Changes::Store(stream) => match stream.next().await {
+                Some(Ok(change)) => Next::Change(Arc::new(change)),
+                Some(Err(error)) => Next::Failed(error_event(error)),
+                None => Next::End,
+            },
+        }
+    }
+}
+
+/// The objects a watch starts with (for [`Start::Now`]), the revision after
+/// which its changes begin, and those changes.
+async fn changes_from(
+    rest: &Rest,
+    resource: &'static api::resources::Resource,
+    prefix: &str,
+    start: Start,
+) -> Result<(Vec<KeyValue>, i64, Changes), ApiError> {
+    let storage_error = |e| from_storage(e, resource.group, resource.plural, "");
+    match start {
+        Start::Now { consistent } => {
+            let ready = if consistent {
+                let current = rest
+                    .storage
+                    .current_revision()
+                    .await
+                    .map_err(storage_error)?;
+                rest.cache.wait_for(current).await
+            } else {
+                rest.cache.is_ready()
+            };
+            if ready
+                && let Some(mut subscription) =
+                    rest.cache.subscribe(resource, prefix, WatchStart::Now)
+            {
+                let initial = std::mem::take(&mut subscription.initial);
+                return Ok((initial, subscription.revision, Changes::Cache(subscription)));
+            }
+            let page = rest
+                .storage
+                .list(ListRequest {
+                    prefix: prefix.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(storage_error)?;
+            let stream = rest
+                .storage
+                .watch(prefix, page.revision + 1)
+                .await
+                .map_err(storage_error)?;
+            Ok((page.kvs, page.revision, Changes::Store(stream)))
+        }
+        Start::After(revision) => {
+            if let Some(subscription) =
+                rest.cache
+                    .subscribe(resource, prefix, WatchStart::After(revision))
+            {
+                return Ok((Vec::new(), revision, Changes::Cache(subscription)));
+            }
+            // A store watch reports a compacted start as its first item, so
+            // the client still gets the 410 as an ERROR event.
+            let stream = match rest.storage.watch(prefix, revision + 1).await {
+                Ok(stream) => stream,
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            };
+            Ok((Vec::new(), revision, Changes::Store(stream)))
+        }
+    }
+}
+
+/// Sent to a watcher the cache cut off for falling behind: client-go backs
+/// off on 429 and watches again from its last resourceVersion.
+fn too_slow_event() -> Value {
+    let status = ApiError {
+        code: 429,
+        reason: "TooManyRequests",
+        message: "the watcher fell too far behind and was closed; watch again from the last resourceVersion received".into(),
+        details: None,
+    };
+    json!({"type": "ERROR", "object": status.status_json()})
 }
 
 fn error_event(error: StorageError) -> Value {

@@ -1,151 +1,16 @@
 //! End to end with the real kubectl: `krust server` on loopback, driven by /usr/bin/kubectl and raw HTTPS, checking what comes back.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use bench::server::KrustServer;
+use common::{Cluster, bearer, deployment_manifest};
 use serde_json::Value;
 
-/// A `krust server` (with a bearer token) driven through kubectl and curl.
-struct Server {
-    server: KrustServer,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        Self::start_in(tempfile::tempdir().unwrap())
-    }
-
-    /// Starts a server on an existing data dir (a restart when it holds one).
-    fn start_in(dir: tempfile::TempDir) -> Server {
-        let server = KrustServer::start(
-            Path::new(env!("CARGO_BIN_EXE_krust")),
-            dir,
-            &["--token", "test-token-123"],
-        )
-        .unwrap();
-        let url = server.url.clone();
-        Server { server, url }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.server.kubeconfig()
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_with(args, &[], None)
-    }
-
-    fn kubectl_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-        let mut command = Command::new("/usr/bin/kubectl");
-        command
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Runs kubectl expecting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(
-            !output.status.success(),
-            "kubectl {args:?} unexpectedly succeeded"
-        );
-        String::from_utf8(output.stderr).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn apply(&self, manifest: &str) -> String {
-        let output = self.kubectl_with(&["apply", "-f", "-"], &[], Some(manifest));
-        assert!(
-            output.status.success(),
-            "apply failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// A raw HTTPS request with curl; returns (status code, body).
-    fn curl(&self, args: &[&str]) -> (u16, Value) {
-        let output = Command::new("curl")
-            .args(["-sk", "-o", "-", "-w", "\n%{http_code}"])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.parse().unwrap(),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    }
-}
-
-fn deployment_manifest(image: &str, env: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: default
-  labels: {{app: web}}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {{app: web}}
-  template:
-    metadata:
-      labels: {{app: web}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-        ports: [{{containerPort: 80}}]
-        env: [{env}]
-"
-    )
-}
+mod common;
 
 #[test]
 fn reapplying_a_deployment_merges_the_changed_image_and_added_env() {
-    let server = Server::start();
+    let server = Cluster::start();
     assert!(
         server
             .apply(&deployment_manifest(
@@ -185,7 +50,7 @@ fn reapplying_a_deployment_merges_the_changed_image_and_added_env() {
 
 #[test]
 fn get_renders_tables_wide_yaml_jsonpath_and_filters() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply(&deployment_manifest(
         "nginx:1.14.2",
         "{name: A, value: \"1\"}",
@@ -268,7 +133,7 @@ fn get_renders_tables_wide_yaml_jsonpath_and_filters() {
 
 #[test]
 fn patch_label_annotate_and_edit_change_the_stored_object() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply(&deployment_manifest(
         "nginx:1.14.2",
         "{name: A, value: \"1\"}",
@@ -305,7 +170,7 @@ fn patch_label_annotate_and_edit_change_the_stored_object() {
     server.ok(&["label", "deploy", "web", "env=prod"]);
     server.ok(&["annotate", "deploy", "web", "owner=team-a"]);
     let editor = "sed -i s/replicas:\\ 4/replicas:\\ 5/";
-    let edited = server.kubectl_with(&["edit", "deploy", "web"], &[("KUBE_EDITOR", editor)], None);
+    let edited = server.run(&["edit", "deploy", "web"], &[("KUBE_EDITOR", editor)], None);
     assert!(
         edited.status.success(),
         "{}",
@@ -337,7 +202,7 @@ fn patch_label_annotate_and_edit_change_the_stored_object() {
 
 #[test]
 fn watch_sees_an_update_and_delete_waits_for_removal() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\ndata: {a: \"1\"}\n");
     let mut watch = Command::new("/usr/bin/kubectl")
         .arg("--kubeconfig")
@@ -382,8 +247,8 @@ fn watch_sees_an_update_and_delete_waits_for_removal() {
 
 #[test]
 fn bad_input_gets_the_upstream_status() {
-    let server = Server::start();
-    let invalid = server.kubectl_with(
+    let server = Cluster::start();
+    let invalid = server.run(
         &["apply", "-f", "-"],
         &[],
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: default}\n"),
@@ -393,7 +258,7 @@ fn bad_input_gets_the_upstream_status() {
         stderr.contains("is invalid") && stderr.contains("a lowercase RFC 1123 subdomain"),
         "{stderr}"
     );
-    let missing_namespace = server.kubectl_with(
+    let missing_namespace = server.run(
         &["apply", "-f", "-"],
         &[],
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: nope}\n"),
@@ -403,7 +268,7 @@ fn bad_input_gets_the_upstream_status() {
             .contains("namespaces \"nope\" not found")
     );
 
-    let url = &server.url;
+    let url = server.url();
     let (code, status) = server.curl(&[&format!("{url}/api/v1/namespaces")]);
     assert_eq!(
         (code, status["reason"].as_str()),
@@ -415,7 +280,8 @@ fn bad_input_gets_the_upstream_status() {
         &format!("{url}/api/v1/namespaces"),
     ]);
     assert_eq!(code, 401);
-    let token = ["-H", "Authorization: Bearer test-token-123"];
+    let bearer = bearer();
+    let token = ["-H", bearer.as_str()];
     let (code, list) = server.curl(&[token[0], token[1], &format!("{url}/api/v1/namespaces")]);
     assert_eq!((code, list["kind"].as_str()), (200, Some("NamespaceList")));
     let (code, _) = server.curl(&[&format!("{url}/readyz")]);
@@ -472,11 +338,11 @@ fn bad_input_gets_the_upstream_status() {
 
 #[test]
 fn the_server_reuses_its_certificates_and_data_after_a_restart() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: default}\ndata: {a: \"1\"}\n");
     let ca_before = std::fs::read(server.server.data_dir().join("tls/ca.crt")).unwrap();
     let dir = server.server.stop();
-    let restarted = Server::start_in(dir);
+    let restarted = Cluster::start_in(dir);
     assert_eq!(
         std::fs::read(restarted.server.data_dir().join("tls/ca.crt")).unwrap(),
         ca_before
@@ -489,7 +355,7 @@ fn the_server_reuses_its_certificates_and_data_after_a_restart() {
 
 #[test]
 fn scale_and_service_addresses_behave_like_upstream() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply(&deployment_manifest(
         "nginx:1.14.2",
         "{name: A, value: \"1\"}",
@@ -533,7 +399,7 @@ fn scale_and_service_addresses_behave_like_upstream() {
     let again = server.json(&["get", "svc", "web", "-o", "json"]);
     assert_eq!(again["spec"]["clusterIP"], cluster_ip.as_str());
     assert_eq!(again["spec"]["ports"][0]["nodePort"], node_port);
-    let taken = server.kubectl_with(
+    let taken = server.run(
         &["apply", "-f", "-"],
         &[],
         Some(&format!(
@@ -556,7 +422,7 @@ fn scale_and_service_addresses_behave_like_upstream() {
 
 #[test]
 fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  containers: [{name: c, image: busybox}]\n");
     let pod = server.json(&["get", "pod", "p", "-o", "json"]);
     assert_eq!(pod["status"]["phase"], "Pending");
@@ -568,14 +434,14 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
     let bind = |node: &str| {
         server.curl(&[
             "-H",
-            "Authorization: Bearer test-token-123",
+            &bearer(),
             "-H",
             "Content-Type: application/json",
             "-X",
             "POST",
             "--data-binary",
             &format!("{{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{{\"name\":\"p\"}},\"target\":{{\"kind\":\"Node\",\"name\":\"{node}\"}}}}"),
-            &format!("{}/api/v1/namespaces/default/pods/p/binding", server.url),
+            &format!("{}/api/v1/namespaces/default/pods/p/binding", server.url()),
         ])
     };
     let (code, status) = bind("node-a");
@@ -600,7 +466,7 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
         server.ok(&["get", "ns", "going", "-o", "jsonpath={.status.phase}"]),
         "Terminating"
     );
-    let refused = server.kubectl_with(
+    let refused = server.run(
         &["apply", "-f", "-"],
         &[],
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: going}\n"),
@@ -614,14 +480,14 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
 
 #[test]
 fn watch_sends_initial_events_then_a_bookmark_and_ends_at_its_timeout() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one, namespace: default}\n");
     let started = std::time::Instant::now();
     let output = Command::new("curl")
-        .args(["-sk", "--max-time", "20", "-H", "Authorization: Bearer test-token-123"])
+        .args(["-sk", "--max-time", "20", "-H", &bearer()])
         .arg(format!(
             "{}/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=2",
-            server.url
+            server.url()
         ))
         .output()
         .unwrap();
@@ -649,10 +515,10 @@ fn watch_sends_initial_events_then_a_bookmark_and_ends_at_its_timeout() {
     );
     let (code, gone) = server.curl(&[
         "-H",
-        "Authorization: Bearer test-token-123",
+        &bearer(),
         &format!(
             "{}/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=not-a-number",
-            server.url
+            server.url()
         ),
     ]);
     assert_eq!((code, gone["reason"].as_str()), (400, Some("BadRequest")));
@@ -661,19 +527,10 @@ fn watch_sends_initial_events_then_a_bookmark_and_ends_at_its_timeout() {
 #[test]
 fn the_server_runs_on_a_real_etcd() {
     let etcd = storage::etcd_process::EtcdProcess::start(None).unwrap();
-    let server = KrustServer::start(
-        Path::new(env!("CARGO_BIN_EXE_krust")),
+    let server = Cluster::start_with(
         tempfile::tempdir().unwrap(),
-        &[
-            "--token",
-            "test-token-123",
-            "--datastore-endpoint",
-            &etcd.endpoint(),
-        ],
-    )
-    .unwrap();
-    let url = server.url.clone();
-    let server = Server { server, url };
+        &["--datastore-endpoint", &etcd.endpoint()],
+    );
     server.apply(&deployment_manifest(
         "nginx:1.14.2",
         "{name: A, value: \"1\"}",
@@ -696,5 +553,75 @@ fn the_server_runs_on_a_real_etcd() {
         server
             .ok(&["get", "ns", "-o", "name"])
             .contains("namespace/kube-system")
+    );
+}
+
+#[test]
+fn diff_previews_changes_and_delete_honours_each_cascade() {
+    let server = Cluster::start();
+    server.apply(&deployment_manifest("nginx:1.14.2", ""));
+    let same = server.kubectl_with_input(
+        &["diff", "-f", "-"],
+        &deployment_manifest("nginx:1.14.2", ""),
+    );
+    assert_eq!(
+        (same.status.code(), same.stdout.is_empty()),
+        (Some(0), true),
+        "no changes: {}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let changed =
+        server.kubectl_with_input(&["diff", "-f", "-"], &deployment_manifest("nginx:1.15", ""));
+    let diff = String::from_utf8_lossy(&changed.stdout);
+    assert_eq!(changed.status.code(), Some(1), "{diff}");
+    assert!(diff.contains("-        image: nginx:1.14.2"), "{diff}");
+    assert!(diff.contains("+        image: nginx:1.15"), "{diff}");
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:1.14.2",
+        "diff is a dry run"
+    );
+
+    // Without a garbage collector the orphan and foreground finalizers stay,
+    // as they would upstream until the collector has done its part.
+    for (cascade, finalizer) in [("orphan", "orphan"), ("foreground", "foregroundDeletion")] {
+        let name = format!("cascade-{cascade}");
+        server.ok(&["create", "configmap", &name, "--from-literal=a=b"]);
+        server.ok(&[
+            "delete",
+            "configmap",
+            &name,
+            &format!("--cascade={cascade}"),
+            "--wait=false",
+        ]);
+        let left = server.json(&["get", "configmap", &name, "-o", "json"]);
+        assert!(left["metadata"]["deletionTimestamp"].is_string(), "{left}");
+        assert_eq!(
+            left["metadata"]["finalizers"],
+            serde_json::json!([finalizer])
+        );
+    }
+    server.ok(&[
+        "create",
+        "configmap",
+        "cascade-background",
+        "--from-literal=a=b",
+    ]);
+    server.ok(&[
+        "delete",
+        "configmap",
+        "cascade-background",
+        "--cascade=background",
+    ]);
+    assert!(
+        server
+            .fails(&["get", "configmap", "cascade-background"])
+            .contains("NotFound")
     );
 }

@@ -1,11 +1,10 @@
 //! End to end with an old kubectl: `krust server` on loopback, driven by kubectl 1.20 (Debian bookworm's kubernetes-client, unpacked under target/ by `./x deps`).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
-use bench::server::KrustServer;
-use serde_json::Value;
+use common::{Cluster, deployment_manifest};
+
+mod common;
 
 /// Where `./x deps` unpacks the package; it is not installed, because it
 /// would replace the current /usr/bin/kubectl the other tests use.
@@ -20,88 +19,19 @@ const KUBECTL_1_20: &str = concat!(
 /// on, `apply` fails with "Error from server (NotFound)".
 const NO_CLIENT_VALIDATION: &str = "--validate=false";
 
-struct OldKubectl {
-    server: KrustServer,
+/// A fresh server driven by kubectl 1.20, or None (with a notice) when that
+/// kubectl is not unpacked.
+fn start() -> Option<Cluster> {
+    if !Path::new(KUBECTL_1_20).is_file() {
+        eprintln!("skipped: {KUBECTL_1_20} is absent; `./x deps` unpacks it");
+        return None;
+    }
+    Some(Cluster::start().using_kubectl(Path::new(KUBECTL_1_20)))
 }
 
-impl OldKubectl {
-    /// A fresh server, or None (with a notice) when kubectl 1.20 is not unpacked.
-    fn start() -> Option<OldKubectl> {
-        if !Path::new(KUBECTL_1_20).is_file() {
-            eprintln!("skipped: {KUBECTL_1_20} is absent; `./x deps` unpacks it");
-            return None;
-        }
-        let server = KrustServer::start(
-            Path::new(env!("CARGO_BIN_EXE_krust")),
-            tempfile::tempdir().unwrap(),
-            &[],
-        )
-        .unwrap();
-        Some(OldKubectl { server })
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.server.kubeconfig()
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(KUBECTL_1_20)
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
-    fn ok(&self, args: &[&str]) -> String {
-        self.ok_with_stdin(args, None)
-    }
-
-    fn ok_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let output = self.run(args, stdin);
-        assert!(
-            output.status.success(),
-            "kubectl 1.20 {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Runs kubectl expecting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.run(args, None);
-        assert!(
-            !output.status.success(),
-            "kubectl 1.20 {args:?} unexpectedly succeeded: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        String::from_utf8(output.stderr).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn apply(&self, manifest: &str) -> String {
-        self.ok_with_stdin(&["apply", NO_CLIENT_VALIDATION, "-f", "-"], Some(manifest))
-    }
+/// `kubectl apply -f -` without client-side validation.
+fn apply(kubectl: &Cluster, manifest: &str) -> String {
+    kubectl.ok_with_input(&["apply", NO_CLIENT_VALIDATION, "-f", "-"], manifest)
 }
 
 /// The cells of a printed table's rows, header first.
@@ -112,34 +42,9 @@ fn table(output: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn deployment_manifest(image: &str, env: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: default
-  labels: {{app: web}}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {{app: web}}
-  template:
-    metadata:
-      labels: {{app: web}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-        ports: [{{containerPort: 80}}]
-        env: [{env}]
-"
-    )
-}
-
 #[test]
 fn kubectl_1_20_reads_versions_resources_and_namespaces() {
-    let Some(kubectl) = OldKubectl::start() else {
+    let Some(kubectl) = start() else {
         return;
     };
     let version = kubectl.json(&["version", "-o", "json"]);
@@ -194,19 +99,22 @@ fn kubectl_1_20_reads_versions_resources_and_namespaces() {
 
 #[test]
 fn kubectl_1_20_applies_labels_scales_and_deletes_a_deployment() {
-    let Some(kubectl) = OldKubectl::start() else {
+    let Some(kubectl) = start() else {
         return;
     };
     let first = deployment_manifest("nginx:1.25", "{name: A, value: \"1\"}");
-    assert_eq!(kubectl.apply(&first), "deployment.apps/web created\n");
+    assert_eq!(apply(&kubectl, &first), "deployment.apps/web created\n");
     // Re-applied with a new image and an added variable: client-side apply
     // sends a strategic merge patch computed from last-applied-configuration.
     let changed = deployment_manifest(
         "nginx:1.27",
         "{name: A, value: \"1\"}, {name: B, value: \"2\"}",
     );
-    assert_eq!(kubectl.apply(&changed), "deployment.apps/web configured\n");
-    assert_eq!(kubectl.apply(&changed), "deployment.apps/web unchanged\n");
+    assert_eq!(
+        apply(&kubectl, &changed),
+        "deployment.apps/web configured\n"
+    );
+    assert_eq!(apply(&kubectl, &changed), "deployment.apps/web unchanged\n");
     let applied = kubectl.json(&["get", "deploy", "web", "-o", "json"]);
     let container = &applied["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "nginx:1.27");
@@ -303,7 +211,7 @@ fn kubectl_1_20_applies_labels_scales_and_deletes_a_deployment() {
     assert_eq!(scaled["spec"]["replicas"], 4);
 
     assert_eq!(
-        kubectl.ok_with_stdin(&["delete", "-f", "-"], Some(&changed)),
+        kubectl.ok_with_input(&["delete", "-f", "-"], &changed),
         "deployment.apps \"web\" deleted\n"
     );
     let missing = kubectl.fails(&["get", "deploy", "web"]);
@@ -311,7 +219,7 @@ fn kubectl_1_20_applies_labels_scales_and_deletes_a_deployment() {
         missing.contains("Error from server (NotFound): deployments.apps \"web\" not found"),
         "{missing}"
     );
-    let output = kubectl.run(&["get", "deploy"], None);
+    let output = kubectl.kubectl(&["get", "deploy"]);
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),

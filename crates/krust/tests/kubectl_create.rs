@@ -1,121 +1,40 @@
 //! End to end: kubectl's typed generators (`create deployment`, `expose`, ...), which send protobuf bodies, and YAML bodies over raw HTTPS, against `krust server`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use bench::server::KrustServer;
+use common::Cluster;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "create-test-token";
+mod common;
 
-/// A `krust server` driven through /usr/bin/kubectl and curl.
-struct Server {
-    server: KrustServer,
+/// An object as stored, read back with `get -o json`.
+fn get(cluster: &Cluster, namespace: &str, resource: &str, name: &str) -> Value {
+    cluster.json(&["get", "-n", namespace, resource, name, "-o", "json"])
 }
 
-impl Server {
-    fn start() -> Server {
-        let server = KrustServer::start(
-            Path::new(env!("CARGO_BIN_EXE_krust")),
-            tempfile::tempdir().unwrap(),
-            &["--token", TOKEN],
-        )
-        .unwrap();
-        Server { server }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.server.kubeconfig()
-    }
-
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
-    fn ok(&self, args: &[&str]) -> String {
-        self.ok_with_input(args, None)
-    }
-
-    fn ok_with_input(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let output = self.kubectl(args, stdin);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    /// An object as stored, read back with `get -o json`.
-    fn get(&self, namespace: &str, resource: &str, name: &str) -> Value {
-        self.json(&["get", "-n", namespace, resource, name, "-o", "json"])
-    }
-
-    /// A raw HTTPS request with curl and the bearer token; returns (status
-    /// code, body).
-    fn curl(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        // Bodies go through a file: protobuf holds NUL bytes, which no
-        // command-line argument can.
-        let body_file = self.server.data_dir().join("request-body");
-        std::fs::write(&body_file, body).unwrap();
-        let output = Command::new("curl")
-            .args(["-sk", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-            .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
-            .args(["-H", &format!("Content-Type: {content_type}")])
-            .arg("--data-binary")
-            .arg(format!("@{}", body_file.display()))
-            .arg(format!("{}{path}", self.server.url))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.parse().unwrap(),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    }
+/// A raw request with the bearer token: (status code, JSON body).
+fn curl(
+    cluster: &Cluster,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let response = cluster.request(method, path, content_type, body);
+    (response.code, response.body)
 }
 
 #[test]
 fn typed_generators_send_protobuf_and_their_objects_are_stored() {
-    let server = Server::start();
+    let server = Cluster::start();
 
     // The generators' bodies are protobuf: the request log shows it.
-    let created = server.kubectl(&["create", "namespace", "shop", "-v=8"], None);
+    let created = server.kubectl(&["create", "namespace", "shop", "-v=8"]);
     assert!(created.status.success());
     let log = String::from_utf8_lossy(&created.stderr);
     assert!(
         log.contains("Content-Type: application/vnd.kubernetes.protobuf"),
         "kubectl sent no protobuf body:\n{log}"
     );
-    let namespace = server.get("", "namespace", "shop");
+    let namespace = get(&server, "", "namespace", "shop");
     assert_eq!(namespace["status"]["phase"], "Active");
     assert_eq!(namespace["metadata"]["name"], "shop");
 
@@ -127,7 +46,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "settings",
         "--from-literal=mode=fast",
     ]);
-    let config_map = server.get("shop", "configmap", "settings");
+    let config_map = get(&server, "shop", "configmap", "settings");
     assert_eq!(config_map["data"], json!({"mode": "fast"}));
 
     server.ok(&[
@@ -139,7 +58,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "db",
         "--from-literal=password=s3cr3t",
     ]);
-    let secret = server.get("shop", "secret", "db");
+    let secret = get(&server, "shop", "secret", "db");
     assert_eq!(
         secret["data"],
         json!({"password": "czNjcjN0"}),
@@ -156,7 +75,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--image=nginx:1.25",
         "--replicas=2",
     ]);
-    let deployment = server.get("shop", "deployment", "web");
+    let deployment = get(&server, "shop", "deployment", "web");
     let spec = &deployment["spec"];
     assert_eq!(spec["replicas"], 2);
     assert_eq!(spec["selector"], json!({"matchLabels": {"app": "web"}}));
@@ -185,7 +104,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--port=80",
         "--target-port=8080",
     ]);
-    let service = server.get("shop", "service", "web");
+    let service = get(&server, "shop", "service", "web");
     let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap();
     assert!(
         cluster_ip.parse::<std::net::Ipv4Addr>().is_ok(),
@@ -208,7 +127,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "edge",
         "--tcp=5678:8080",
     ]);
-    let node_port_service = server.get("shop", "service", "edge");
+    let node_port_service = get(&server, "shop", "service", "edge");
     let port = &node_port_service["spec"]["ports"][0];
     let node_port = port["nodePort"].as_u64().unwrap();
     assert!((30000..=32767).contains(&node_port), "{node_port}");
@@ -233,7 +152,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "echo",
         "hi",
     ]);
-    let job = server.get("shop", "job", "migrate");
+    let job = get(&server, "shop", "job", "migrate");
     assert_eq!(job["spec"]["backoffLimit"], 6);
     let job_container = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(job_container["command"], json!(["echo", "hi"]));
@@ -250,7 +169,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--",
         "date",
     ]);
-    let cron_job = server.get("shop", "cronjob", "nightly");
+    let cron_job = get(&server, "shop", "cronjob", "nightly");
     assert_eq!(cron_job["spec"]["schedule"], "0 3 * * *");
     assert_eq!(
         cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"],
@@ -267,7 +186,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--verb=get,list",
         "--resource=pods",
     ]);
-    let role = server.get("shop", "role", "reader");
+    let role = get(&server, "shop", "role", "reader");
     assert_eq!(
         role["rules"],
         json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
@@ -281,7 +200,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--role=reader",
         "--user=alice",
     ]);
-    let binding = server.get("shop", "rolebinding", "alice-reads");
+    let binding = get(&server, "shop", "rolebinding", "alice-reads");
     assert_eq!(
         binding["roleRef"],
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"})
@@ -298,7 +217,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--value=1000",
         "--description=important",
     ]);
-    let priority_class = server.get("", "priorityclass", "high");
+    let priority_class = get(&server, "", "priorityclass", "high");
     assert_eq!(priority_class["value"], 1000);
     assert_eq!(priority_class["description"], "important");
     assert!(priority_class.get("globalDefault").is_none());
@@ -311,7 +230,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "small",
         "--hard=cpu=1,memory=1G,pods=2",
     ]);
-    let quota = server.get("shop", "resourcequota", "small");
+    let quota = get(&server, "shop", "resourcequota", "small");
     assert_eq!(
         quota["spec"]["hard"],
         json!({"cpu": "1", "memory": "1G", "pods": "2"})
@@ -326,7 +245,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "--selector=app=web",
         "--min-available=1",
     ]);
-    let budget = server.get("shop", "pdb", "web");
+    let budget = get(&server, "shop", "pdb", "web");
     assert_eq!(budget["spec"]["minAvailable"], 1);
     assert_eq!(
         budget["spec"]["selector"],
@@ -341,7 +260,7 @@ fn typed_generators_send_protobuf_and_their_objects_are_stored() {
         "front",
         "--rule=shop.example/api=web:80",
     ]);
-    let ingress = server.get("shop", "ingress", "front");
+    let ingress = get(&server, "shop", "ingress", "front");
     assert_eq!(
         ingress["spec"]["rules"][0],
         json!({"host": "shop.example", "http": {"paths": [{
@@ -385,7 +304,7 @@ fn comparable(mut object: Value) -> Value {
 
 #[test]
 fn protobuf_bodies_store_what_the_same_objects_as_json_store() {
-    let server = Server::start();
+    let server = Cluster::start();
     server.ok(&["create", "namespace", "via-protobuf"]);
     server.ok(&["create", "namespace", "via-json"]);
     // (resource, generator arguments); cluster-scoped ones get a `-json`
@@ -552,15 +471,15 @@ fn protobuf_bodies_store_what_the_same_objects_as_json_store() {
         object["metadata"]["name"] = json!(json_name);
         server.ok_with_input(
             &["create", "-n", "via-json", "-f", "-"],
-            Some(&object.to_string()),
+            &object.to_string(),
         );
         let (protobuf_namespace, json_namespace) = if namespaced {
             ("via-protobuf", "via-json")
         } else {
             ("", "")
         };
-        let from_protobuf = server.get(protobuf_namespace, resource, name);
-        let from_json = server.get(json_namespace, resource, &json_name);
+        let from_protobuf = get(&server, protobuf_namespace, resource, name);
+        let from_json = get(&server, json_namespace, resource, &json_name);
         assert_eq!(
             comparable(from_protobuf),
             comparable(from_json),
@@ -571,20 +490,27 @@ fn protobuf_bodies_store_what_the_same_objects_as_json_store() {
 
 #[test]
 fn yaml_bodies_are_read_and_undecodable_bodies_refused() {
-    let server = Server::start();
+    let server = Cluster::start();
     let configmaps = "/api/v1/namespaces/default/configmaps";
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: web}\ndata:\n  port: \"8080\"\n";
-    let (code, created) = server.curl("POST", configmaps, "application/yaml", yaml.as_bytes());
+    let (code, created) = curl(
+        &server,
+        "POST",
+        configmaps,
+        "application/yaml",
+        yaml.as_bytes(),
+    );
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["data"], json!({"port": "8080"}));
-    let stored = server.get("default", "configmap", "settings");
+    let stored = get(&server, "default", "configmap", "settings");
     assert_eq!(stored["metadata"]["labels"], json!({"app": "web"}));
 
     let resource_version = stored["metadata"]["resourceVersion"].as_str().unwrap();
     let replacement = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  resourceVersion: \"{resource_version}\"\ndata:\n  port: \"9090\"\n"
     );
-    let (code, replaced) = server.curl(
+    let (code, replaced) = curl(
+        &server,
         "PUT",
         &format!("{configmaps}/settings"),
         "application/yaml; charset=utf-8",
@@ -592,7 +518,7 @@ fn yaml_bodies_are_read_and_undecodable_bodies_refused() {
     );
     assert_eq!(code, 200, "{replaced}");
     assert_eq!(
-        server.get("default", "configmap", "settings")["data"],
+        get(&server, "default", "configmap", "settings")["data"],
         json!({"port": "9090"})
     );
 
@@ -631,7 +557,7 @@ fn yaml_bodies_are_read_and_undecodable_bodies_refused() {
         ),
     ];
     for (content_type, body, expected_code, reason) in refused {
-        let (code, status) = server.curl("POST", configmaps, content_type, body);
+        let (code, status) = curl(&server, "POST", configmaps, content_type, body);
         assert_eq!(
             (code, status["reason"].as_str()),
             (expected_code, Some(reason)),

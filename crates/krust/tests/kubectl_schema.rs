@@ -1,106 +1,28 @@
 //! End to end with the real kubectl: `kubectl explain` over the served OpenAPI schemas, and server-side field validation (`--validate=strict|warn|false`) on apply, patch and raw HTTP writes.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use bench::server::KrustServer;
+use common::{Cluster, bearer};
 use serde_json::Value;
 
-const TOKEN: &str = "schema-test-token";
+mod common;
 
-/// A `krust server` and a kubectl with a cache of its own, so no OpenAPI
-/// document cached by another run is read instead of the server's.
-struct Cluster {
-    server: KrustServer,
-    kubectl_cache: tempfile::TempDir,
+/// `kubectl apply -f -` of `manifest` with `--validate=<validate>`.
+fn apply(cluster: &Cluster, manifest: &str, validate: &str) -> Output {
+    let flag = format!("--validate={validate}");
+    cluster.kubectl_with_input(&["apply", &flag, "-f", "-"], manifest)
 }
 
-impl Cluster {
-    fn start() -> Cluster {
-        let server = KrustServer::start(
-            Path::new(env!("CARGO_BIN_EXE_krust")),
-            tempfile::tempdir().unwrap(),
-            &["--token", TOKEN],
-        )
-        .unwrap();
-        Cluster {
-            server,
-            kubectl_cache: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(self.server.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.kubectl_cache.path())
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// stdout of a kubectl run that must succeed.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args, None);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// `kubectl apply -f -` of `manifest` with `--validate=<validate>`.
-    fn apply(&self, manifest: &str, validate: &str) -> Output {
-        let flag = format!("--validate={validate}");
-        self.kubectl(&["apply", &flag, "-f", "-"], Some(manifest))
-    }
-
-    /// A raw HTTPS request: (status code, response headers, JSON body).
-    fn curl(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: &str,
-        body: &str,
-    ) -> (u16, String, Value) {
-        let headers = tempfile::NamedTempFile::new().unwrap();
-        let output = Command::new("curl")
-            .args(["-sk", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-            .arg("-D")
-            .arg(headers.path())
-            .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
-            .args(["-H", &format!("Content-Type: {content_type}")])
-            .args(["--data-binary", body])
-            .arg(format!("{}{path}", self.server.url))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.parse().unwrap(),
-            std::fs::read_to_string(headers.path()).unwrap(),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    }
+/// A raw HTTPS request: (status code, response headers, JSON body).
+fn curl(
+    cluster: &Cluster,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String, Value) {
+    let response = cluster.request(method, path, content_type, body.as_bytes());
+    (response.code, response.headers, response.body)
 }
 
 fn deployment(name: &str, container_extra: &str) -> String {
@@ -183,7 +105,11 @@ fn explain_shows_descriptions_and_typed_fields_from_the_schemas() {
 #[test]
 fn strict_validation_refuses_unknown_fields_and_stores_nothing() {
     let cluster = Cluster::start();
-    let refused = cluster.apply(&deployment("strict", UNKNOWN_CONTAINER_FIELD), "strict");
+    let refused = apply(
+        &cluster,
+        &deployment("strict", UNKNOWN_CONTAINER_FIELD),
+        "strict",
+    );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -193,16 +119,16 @@ fn strict_validation_refuses_unknown_fields_and_stores_nothing() {
         ),
         "{stderr}"
     );
-    let missing = cluster.kubectl(&["get", "deployment", "strict"], None);
+    let missing = cluster.kubectl(&["get", "deployment", "strict"]);
     assert!(!missing.status.success());
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("NotFound"),
         "{missing:?}"
     );
     // kubectl's default is strict too.
-    let by_default = cluster.kubectl(
+    let by_default = cluster.kubectl_with_input(
         &["apply", "-f", "-"],
-        Some(&deployment("strict", UNKNOWN_CONTAINER_FIELD)),
+        &deployment("strict", UNKNOWN_CONTAINER_FIELD),
     );
     assert!(!by_default.status.success());
     assert!(String::from_utf8_lossy(&by_default.stderr).contains("strict decoding error"));
@@ -211,7 +137,11 @@ fn strict_validation_refuses_unknown_fields_and_stores_nothing() {
 #[test]
 fn warn_stores_the_object_without_the_field_and_prints_the_warning() {
     let cluster = Cluster::start();
-    let applied = cluster.apply(&deployment("warned", UNKNOWN_CONTAINER_FIELD), "warn");
+    let applied = apply(
+        &cluster,
+        &deployment("warned", UNKNOWN_CONTAINER_FIELD),
+        "warn",
+    );
     let stderr = String::from_utf8_lossy(&applied.stderr);
     assert!(applied.status.success(), "{stderr}");
     assert!(
@@ -231,7 +161,11 @@ fn warn_stores_the_object_without_the_field_and_prints_the_warning() {
 #[test]
 fn validate_false_stores_the_object_silently() {
     let cluster = Cluster::start();
-    let applied = cluster.apply(&deployment("quiet", UNKNOWN_CONTAINER_FIELD), "false");
+    let applied = apply(
+        &cluster,
+        &deployment("quiet", UNKNOWN_CONTAINER_FIELD),
+        "false",
+    );
     let stderr = String::from_utf8_lossy(&applied.stderr);
     assert!(applied.status.success(), "{stderr}");
     assert!(!stderr.contains("unknown field"), "{stderr}");
@@ -269,7 +203,7 @@ data: {mode: fast}
         .to_string(),
     ];
     for manifest in &manifests {
-        let created = cluster.apply(manifest, "strict");
+        let created = apply(&cluster, manifest, "strict");
         let stderr = String::from_utf8_lossy(&created.stderr);
         assert!(created.status.success() && stderr.is_empty(), "{stderr}");
     }
@@ -281,7 +215,7 @@ data: {mode: fast}
         manifests[2].replace("fast", "slow"),
     ];
     for manifest in &changed {
-        let patched = cluster.apply(manifest, "strict");
+        let patched = apply(&cluster, manifest, "strict");
         let stdout = String::from_utf8_lossy(&patched.stdout);
         let stderr = String::from_utf8_lossy(&patched.stderr);
         assert!(patched.status.success() && stderr.is_empty(), "{stderr}");
@@ -291,9 +225,9 @@ data: {mode: fast}
         cluster.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
         "3"
     );
-    let scaled = cluster.kubectl(&["scale", "deploy", "web", "--replicas=2"], None);
+    let scaled = cluster.kubectl(&["scale", "deploy", "web", "--replicas=2"]);
     assert!(scaled.status.success(), "{scaled:?}");
-    let labelled = cluster.kubectl(&["label", "svc", "web", "tier=front"], None);
+    let labelled = cluster.kubectl(&["label", "svc", "web", "tier=front"]);
     assert!(
         labelled.status.success() && labelled.stderr.is_empty(),
         "{labelled:?}"
@@ -304,24 +238,20 @@ data: {mode: fast}
 fn patches_are_checked_after_they_are_applied() {
     let cluster = Cluster::start();
     assert!(
-        cluster
-            .apply(&deployment("patched", ""), "strict")
+        apply(&cluster, &deployment("patched", ""), "strict")
             .status
             .success()
     );
     // kubectl patch sends no fieldValidation: upstream's default is Warn.
-    let warned = cluster.kubectl(
-        &[
-            "patch",
-            "deploy",
-            "patched",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"paused":true,"pausd":true}}"#,
-        ],
-        None,
-    );
+    let warned = cluster.kubectl(&[
+        "patch",
+        "deploy",
+        "patched",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"paused":true,"pausd":true}}"#,
+    ]);
     let stderr = String::from_utf8_lossy(&warned.stderr);
     assert!(warned.status.success(), "{stderr}");
     assert!(
@@ -335,7 +265,8 @@ fn patches_are_checked_after_they_are_applied() {
     );
 
     let path = "/apis/apps/v1/namespaces/default/deployments/patched?fieldValidation=Strict";
-    let (code, _, status) = cluster.curl(
+    let (code, _, status) = curl(
+        &cluster,
         "PATCH",
         path,
         "application/strategic-merge-patch+json",
@@ -354,7 +285,8 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
     let cluster = Cluster::start();
     let configmaps = "/api/v1/namespaces/default/configmaps";
     let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"raw","labelz":{}},"data":{"a":"b"},"extra":1}"#;
-    let (code, _, status) = cluster.curl(
+    let (code, _, status) = curl(
+        &cluster,
         "POST",
         &format!("{configmaps}?fieldValidation=Strict"),
         "application/json",
@@ -369,7 +301,8 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
          unknown field \"extra\", unknown field \"metadata.labelz\""
     );
 
-    let (code, _, status) = cluster.curl(
+    let (code, _, status) = curl(
+        &cluster,
         "POST",
         &format!("{configmaps}?fieldValidation=Sometimes"),
         "application/json",
@@ -382,7 +315,7 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
         "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Sometimes\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
     );
 
-    let (code, headers, created) = cluster.curl("POST", configmaps, "application/json", body);
+    let (code, headers, created) = curl(&cluster, "POST", configmaps, "application/json", body);
     assert_eq!(code, 201, "{created}");
     assert!(
         headers.contains("warning: 299 - \"unknown field \\\"extra\\\"\"")
@@ -397,7 +330,8 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
     );
     assert!(created.get("extra").is_none() && created["metadata"].get("labelz").is_none());
 
-    let (code, headers, replaced) = cluster.curl(
+    let (code, headers, replaced) = curl(
+        &cluster,
         "PUT",
         &format!("{configmaps}/raw?fieldValidation=Ignore"),
         "application/json",
@@ -411,16 +345,16 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
     // OpenAPI v2 is served as JSON; kubectl's protobuf-only request is told 406.
     let output = Command::new("curl")
         .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["-H", &bearer()])
         .args([
             "-H",
             "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
         ])
-        .arg(format!("{}/openapi/v2", cluster.server.url))
+        .arg(format!("{}/openapi/v2", cluster.url()))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), "406");
-    let (code, _, swagger) = cluster.curl("GET", "/openapi/v2", "application/json", "");
+    let (code, _, swagger) = curl(&cluster, "GET", "/openapi/v2", "application/json", "");
     assert_eq!(code, 200);
     assert_eq!(
         swagger["definitions"]["io.k8s.api.core.v1.Pod"]["x-kubernetes-group-version-kind"][0]["kind"],

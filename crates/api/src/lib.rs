@@ -4,6 +4,7 @@
 //! wire format; every function here is pure so the apiserver's handlers stay
 //! thin and the rules are testable in isolation.
 
+pub mod conversion;
 pub mod defaults;
 pub mod patch;
 pub mod protobuf;

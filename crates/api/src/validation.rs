@@ -12,6 +12,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use serde_json::{Map, Value, json};
 
+pub mod kinds;
+
 pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
 pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
 pub const DNS1035_LABEL_MAX_LENGTH: usize = 63;

@@ -10,6 +10,7 @@ pub mod kubeconfig;
 pub mod objects;
 pub mod openapi;
 pub mod pki;
+pub mod proxy;
 pub mod request;
 pub mod rest;
 pub mod server;

@@ -12,6 +12,8 @@ use crate::objects::{self, meta_str, metadata_mut};
 use crate::request::{Rendering, Target};
 use crate::status::{ApiError, from_storage};
 
+mod eviction;
+
 /// Largest request body accepted, as kube-apiserver (3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Objects larger than this are refused as too large to store.
@@ -115,12 +117,17 @@ fn check_kind(resource: &Resource, object: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn validate(resource: &Resource, object: &Value) -> Result<(), ApiError> {
-    let errors = api::validation::validate_object_meta(
+/// Metadata and per-kind rules; `previous` is the stored object an update replaces.
+fn validate(resource: &Resource, object: &Value, previous: Option<&Value>) -> Result<(), ApiError> {
+    let mut errors = api::validation::validate_object_meta(
         object.get("metadata"),
         resource.namespaced,
         resource.name_rule,
     );
+    errors.extend(match previous {
+        None => api::validation::kinds::validate_create(resource.kind, object),
+        Some(previous) => api::validation::kinds::validate_update(resource.kind, previous, object),
+    });
     if errors.is_empty() {
         return Ok(());
     }
@@ -433,7 +440,7 @@ impl Rest {
         if let Some(status) = initial_status(resource, &object) {
             object["status"] = status;
         }
-        validate(resource, &object)?;
+        validate(resource, &object, None)?;
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
         self.namespace_allows_create(resource, namespace.as_deref(), &name)
             .await?;
@@ -607,7 +614,7 @@ impl Rest {
                 }),
             );
         }
-        validate(resource, &object)?;
+        validate(resource, &object, Some(&current))?;
         if resource.kind == "Service" && !status_only && !dry_run {
             crate::allocator::allocate(
                 &self.storage,

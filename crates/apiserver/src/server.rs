@@ -42,6 +42,9 @@ pub struct ServerConfig {
 struct AppState {
     rest: Rest,
     tokens: TokenAuthenticator,
+    /// pods/log, exec, attach, portforward, nodes/proxy and services/proxy: requests forwarded to kubelets
+    /// and backends.
+    proxy: crate::proxy::Proxy,
 }
 
 /// The identity a TLS connection's client certificate proved, if any.
@@ -110,6 +113,7 @@ pub async fn start(
             service_cidr: config.service_cidr,
         },
         tokens: TokenAuthenticator::new(config.tokens.clone()),
+        proxy: crate::proxy::Proxy::new(&pki)?,
     });
     bootstrap(&state.rest, kubernetes_service_ip, address.port()).await?;
     let router = router(state);
@@ -264,6 +268,11 @@ async fn dispatch(
         "/version" => return json_response(200, &discovery::version(), "application/json"),
         _ => {}
     }
+    // Proxied subresources stream their bodies and may upgrade the connection, so they are routed before
+    // the body is read.
+    if let Some(route) = crate::proxy::route(uri.path()) {
+        return state.proxy.serve(&state.rest, route, request).await;
+    }
     if method == Method::GET
         && let Some(response) = discovery_response(&path, &accept)
     {
@@ -321,6 +330,15 @@ async fn dispatch(
     if target.subresource.as_deref() == Some("binding") {
         return match method {
             Method::POST => reply(state.rest.bind(&target, &body).await),
+            _ => ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )
+            .into_response(),
+        };
+    }
+    if target.subresource.as_deref() == Some("eviction") {
+        return match method {
+            Method::POST => reply(state.rest.evict(&target, &body, &query).await),
             _ => ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
             )

@@ -74,15 +74,22 @@ impl Cluster {
         self.server.kubeconfig()
     }
 
-    /// Runs kubectl with extra environment and optional stdin.
-    pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    /// A kubectl command for this cluster, to spawn as the test needs.
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.kubectl);
         command
             .arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
             .arg(self.kubectl_cache.path())
-            .args(args)
+            .args(args);
+        command
+    }
+
+    /// Runs kubectl with extra environment and optional stdin.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut command = self.kubectl_command(args);
+        command
             .envs(env.iter().copied())
             .stdin(if stdin.is_some() {
                 Stdio::piped()

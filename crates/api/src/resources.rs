@@ -165,6 +165,19 @@ const EVENT_FIELDS: &[&str] = &[
     "source",
     "type",
 ];
+/// The same selectable fields under events.k8s.io/v1's names.
+const EVENT_V1_FIELDS: &[&str] = &[
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reason",
+    "reportingController",
+    "type",
+];
 const POD_SUBRESOURCES: &[Subresource] = &[
     status_of("Pod", "", "v1"),
     Subresource {
@@ -437,6 +450,28 @@ pub static RESOURCES: &[Resource] = &[
             true,
         )
     },
+    // Served as well for older clients; stored as autoscaling/v2.
+    Resource {
+        short_names: &["hpa"],
+        categories: &["all"],
+        subresources: &[status_of("HorizontalPodAutoscaler", "autoscaling", "v1")],
+        storage_prefix: "autoscaling/horizontalpodautoscalers",
+        ..resource(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "horizontalpodautoscaler",
+            true,
+        )
+    },
+    // Stored as core/v1 Events, so both groups see every event.
+    Resource {
+        short_names: &["ev"],
+        field_selectors: EVENT_V1_FIELDS,
+        storage_prefix: "events",
+        ..resource("events.k8s.io", "v1", "Event", "events", "event", true)
+    },
     Resource {
         short_names: &["cj"],
         categories: &["all"],
@@ -653,8 +688,13 @@ mod tests {
                     "{} listed twice",
                     a.plural
                 );
+                // A short name may only stand for one resource, which may
+                // be served in several groups or versions (ev, hpa).
                 for short in a.short_names {
-                    assert!(!b.short_names.contains(short), "short name {short} reused");
+                    assert!(
+                        !b.short_names.contains(short) || a.plural == b.plural,
+                        "short name {short} reused"
+                    );
                 }
             }
             assert_eq!(a.plural.to_lowercase(), a.plural);

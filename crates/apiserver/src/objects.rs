@@ -36,6 +36,41 @@ pub fn decode(kv: &KeyValue) -> Option<Value> {
     Some(object)
 }
 
+/// A stored object as `resource`'s version shows it: objects of resources
+/// that share a stored form with another version (events.k8s.io/v1 Events,
+/// autoscaling/v1 HPAs) are converted from it.
+pub fn decode_as(resource: &Resource, kv: &KeyValue) -> Option<Value> {
+    let object = decode(kv)?;
+    let api_version = resource.api_version();
+    Some(
+        if api::conversion::stored_api_version(&api_version, resource.kind).is_some() {
+            api::conversion::from_stored(&api_version, resource.kind, object)
+        } else {
+            object
+        },
+    )
+}
+
+/// The bytes stored for an object of `resource`'s version, in its stored form.
+pub fn encode_as(resource: &Resource, object: &Value) -> Bytes {
+    let api_version = resource.api_version();
+    if api::conversion::stored_api_version(&api_version, resource.kind).is_some() {
+        encode(&api::conversion::to_stored(
+            &api_version,
+            resource.kind,
+            object.clone(),
+        ))
+    } else {
+        encode(object)
+    }
+}
+
+/// Whether `resource`'s objects are stored in another version's form, so
+/// stored bytes cannot be sent as they are.
+pub fn is_converted(resource: &Resource) -> bool {
+    api::conversion::stored_api_version(&resource.api_version(), resource.kind).is_some()
+}
+
 /// The bytes stored for an object; the resourceVersion is the storage
 /// revision, so it is never stored inside the value.
 pub fn encode(object: &Value) -> Bytes {

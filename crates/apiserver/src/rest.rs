@@ -229,7 +229,7 @@ impl Rest {
             .await
             .map_err(|e| from_storage(e, resource.group, resource.plural, name))?
             .ok_or_else(|| ApiError::not_found(resource.group, resource.plural, name))?;
-        let object = objects::decode(&kv)
+        let object = objects::decode_as(resource, &kv)
             .ok_or_else(|| ApiError::internal(format!("stored object {key} is not JSON")))?;
         Ok((object, kv.mod_revision))
     }
@@ -242,7 +242,7 @@ impl Rest {
     ) -> Result<Reply, ApiError> {
         let resource = target.resource;
         let (items, metadata) = self.select(target, query).await?;
-        if rendering == Rendering::Object {
+        if rendering == Rendering::Object && !objects::is_converted(resource) {
             // Plain lists are written from the stored bytes: building a value
             // tree per object would cost about ten times the list's size.
             let list = objects::StoredList::new(
@@ -258,7 +258,10 @@ impl Rest {
                 warnings: Vec::new(),
             });
         }
-        let objects = items.iter().filter_map(objects::decode).collect();
+        let objects = items
+            .iter()
+            .filter_map(|kv| objects::decode_as(resource, kv))
+            .collect();
         Ok(Reply::ok(render_list(
             resource, objects, metadata, rendering,
         )))
@@ -444,7 +447,7 @@ impl Rest {
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
         self.namespace_allows_create(resource, namespace.as_deref(), &name)
             .await?;
-        let bytes = objects::encode(&object);
+        let bytes = objects::encode_as(resource, &object);
         if bytes.len() > MAX_OBJECT_BYTES {
             return Err(ApiError::too_large("etcdserver: request is too large"));
         }
@@ -468,7 +471,7 @@ impl Rest {
         if is_service {
             crate::allocator::allocate(&self.storage, self.service_cidr, &mut object, None).await?;
         }
-        let bytes = objects::encode(&object);
+        let bytes = objects::encode_as(resource, &object);
         let written = self
             .storage
             .put(&key, bytes, Precondition::Absent)
@@ -659,7 +662,7 @@ impl Rest {
             objects::set_resource_version(&mut object, expected);
             return Ok(Reply::ok(object));
         }
-        let bytes = objects::encode(&object);
+        let bytes = objects::encode_as(resource, &object);
         if bytes.len() > MAX_OBJECT_BYTES {
             return Err(ApiError::too_large("etcdserver: request is too large"));
         }
@@ -958,7 +961,7 @@ impl Rest {
                         .storage
                         .put(
                             &key,
-                            objects::encode(&object),
+                            objects::encode_as(resource, &object),
                             Precondition::ModRevision(revision),
                         )
                         .await
@@ -997,7 +1000,10 @@ impl Rest {
             ));
         }
         let (selected, _) = self.select(target, query).await?;
-        let items: Vec<Value> = selected.iter().filter_map(objects::decode).collect();
+        let items: Vec<Value> = selected
+            .iter()
+            .filter_map(|kv| objects::decode_as(resource, kv))
+            .collect();
         let mut deleted = Vec::new();
         for item in items {
             let Some(name) = meta_str(&item, "name") else {
@@ -1259,13 +1265,14 @@ fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
 
 /// Label and field selectors of a list or watch.
 pub struct Filter {
+    resource: &'static Resource,
     labels: api::selector::LabelSelector,
     fields: api::selector::FieldSelector,
 }
 
 impl Filter {
     pub fn from_query(
-        resource: &Resource,
+        resource: &'static Resource,
         query: &HashMap<String, String>,
     ) -> Result<Filter, ApiError> {
         let labels = api::selector::parse_label_selector(
@@ -1279,7 +1286,11 @@ impl Filter {
         fields
             .check_supported(&resource.supported_field_selectors())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        Ok(Filter { labels, fields })
+        Ok(Filter {
+            resource,
+            labels,
+            fields,
+        })
     }
 
     pub fn is_everything(&self) -> bool {
@@ -1288,7 +1299,8 @@ impl Filter {
 
     /// Whether a stored object is selected (decoding it only when needed).
     pub fn selects(&self, kv: &storage::KeyValue) -> bool {
-        self.is_everything() || objects::decode(kv).is_some_and(|object| self.matches(&object))
+        self.is_everything()
+            || objects::decode_as(self.resource, kv).is_some_and(|object| self.matches(&object))
     }
 
     pub fn matches(&self, object: &Value) -> bool {

@@ -100,7 +100,10 @@ pub async fn watch(
             }
         };
         let mut last_revision = from;
-        for object in initial.iter().filter_map(objects::decode) {
+        for object in initial
+            .iter()
+            .filter_map(|kv| objects::decode_as(resource, kv))
+        {
             if wanted(&object) && !send(json!({"type": "ADDED", "object": render(object)})).await {
                 return;
             }
@@ -143,7 +146,10 @@ pub async fn watch(
                 continue;
             }
             last_revision = event.revision();
-            let previous = event.prev.as_ref().and_then(objects::decode);
+            let previous = event
+                .prev
+                .as_ref()
+                .and_then(|kv| objects::decode_as(resource, kv));
             let (kind, object) = match event.kind {
                 EventKind::Delete => {
                     let Some(mut object) = previous else { continue };
@@ -154,7 +160,7 @@ pub async fn watch(
                     ("DELETED", object)
                 }
                 EventKind::Put => {
-                    let Some(object) = objects::decode(&event.kv) else {
+                    let Some(object) = objects::decode_as(resource, &event.kv) else {
                         continue;
                     };
                     let was = previous.as_ref().is_some_and(&wanted);

@@ -124,6 +124,8 @@ fn register_served_kinds(registry: &mut Registry) {
     registry.kind::<apps::ReplicaSet>();
     registry.kind::<apps::StatefulSet>();
     registry.kind::<autoscaling::HorizontalPodAutoscaler>();
+    registry.kind::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>();
+    registry.kind::<k8s_openapi::api::events::v1::Event>();
     registry.kind::<batch::CronJob>();
     registry.kind::<batch::Job>();
     registry.kind::<coordination::Lease>();

@@ -157,6 +157,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // Upstream omits an unknown reason (StatusReasonUnknown is "").
+            status.as_object_mut().map(|s| s.remove("reason"));
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }
@@ -200,5 +204,34 @@ pub fn from_storage(
             ),
         },
         other => ApiError::internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_carry_their_reason_and_omit_an_unknown_one() {
+        let conflict = ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: "stale".into(),
+            details: None,
+        }
+        .status_json();
+        assert_eq!(
+            (conflict["reason"].as_str(), conflict["code"].as_u64()),
+            (Some("Conflict"), Some(409))
+        );
+        let unknown = ApiError {
+            code: 500,
+            reason: "",
+            message: "error trying to reach service: connection refused".into(),
+            details: None,
+        }
+        .status_json();
+        assert!(unknown.get("reason").is_none(), "{unknown}");
+        assert_eq!(unknown["status"], "Failure");
     }
 }

@@ -918,6 +918,40 @@ impl Rest {
             ));
         }
         let key = objects::key(resource, target.namespace.as_deref(), &name);
+        if resource.kind == "Pod" && resource.group.is_empty() {
+            let period = pod_grace_period(&object, options.grace_period);
+            let pending = meta
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            if period > 0 {
+                // A pod on a node is removed by its kubelet once the
+                // containers have stopped; the delete only marks it, or
+                // shortens a grace period already running.
+                if pending.is_some_and(|pending| pending <= period) {
+                    return Ok(Reply::ok(object));
+                }
+                let deadline = objects::now_unix() + period;
+                let metadata = metadata_mut(&mut object);
+                metadata.insert(
+                    "deletionTimestamp".into(),
+                    json!(objects::rfc3339(deadline)),
+                );
+                metadata.insert("deletionGracePeriodSeconds".into(), json!(period));
+                if !dry_run {
+                    let written = self
+                        .storage
+                        .put(
+                            &key,
+                            objects::encode_as(resource, &object),
+                            Precondition::ModRevision(revision),
+                        )
+                        .await
+                        .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
+                    objects::set_resource_version(&mut object, written.revision);
+                }
+                return Ok(Reply::ok(object));
+            }
+        }
         let mut finalizers: Vec<Value> = meta
             .get("finalizers")
             .and_then(Value::as_array)
@@ -1104,6 +1138,21 @@ fn patch_error(error: api::patch::PatchError) -> ApiError {
         message: error.to_string(),
         details: None,
     }
+}
+
+/// The grace period a pod delete gets, as upstream's pod strategy decides:
+/// the request's, else the pod's `terminationGracePeriodSeconds`, else 30;
+/// but none for a pod no node runs (unscheduled or finished).
+fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
+    let unscheduled = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if unscheduled || finished {
+        return 0;
+    }
+    requested
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30)
+        .max(0)
 }
 
 /// What DELETE's body and query ask for.

@@ -625,3 +625,79 @@ fn diff_previews_changes_and_delete_honours_each_cascade() {
             .contains("NotFound")
     );
 }
+
+#[test]
+fn pods_on_a_node_are_deleted_gracefully_and_unscheduled_ones_at_once() {
+    let server = Cluster::start();
+    let pod = |name: &str, node: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  nodeName: \"{node}\"\n  terminationGracePeriodSeconds: 45\n  containers: [{{name: app, image: nginx:1.25}}]\n"
+        )
+    };
+    server.apply(&pod("floating", ""));
+    server.ok(&["delete", "pod", "floating", "--wait=false"]);
+    assert!(
+        server
+            .fails(&["get", "pod", "floating"])
+            .contains("NotFound")
+    );
+
+    server.apply(&pod("running", "node-1"));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    server.ok(&["delete", "pod", "running", "--wait=false"]);
+    let marked = server.json(&["get", "pod", "running", "-o", "json"]);
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 45);
+    let deadline = marked["metadata"]["deletionTimestamp"].as_str().unwrap();
+    let table = server.ok(&["get", "pod", "running"]);
+    assert!(table.contains("Terminating"), "{table}");
+    // A shorter grace period moves the deadline forward; a longer one does not.
+    server.ok(&[
+        "delete",
+        "pod",
+        "running",
+        "--wait=false",
+        "--grace-period=5",
+    ]);
+    let shortened = server.json(&["get", "pod", "running", "-o", "json"]);
+    assert_eq!(shortened["metadata"]["deletionGracePeriodSeconds"], 5);
+    assert!(shortened["metadata"]["deletionTimestamp"].as_str().unwrap() < deadline);
+    server.ok(&[
+        "delete",
+        "pod",
+        "running",
+        "--wait=false",
+        "--grace-period=60",
+    ]);
+    let kept = server.json(&["get", "pod", "running", "-o", "json"]);
+    assert_eq!(kept["metadata"]["deletionGracePeriodSeconds"], 5);
+    let stamp = kept["metadata"]["deletionTimestamp"].as_str().unwrap();
+    let expected_after = before + 5;
+    assert!(
+        stamp >= api_time(expected_after).as_str(),
+        "{stamp} should be about now + 5 s"
+    );
+    // What the kubelet sends once the containers are gone.
+    server.ok(&["delete", "pod", "running", "--grace-period=0", "--force"]);
+    assert!(
+        server
+            .fails(&["get", "pod", "running"])
+            .contains("NotFound")
+    );
+}
+
+/// RFC 3339 in UTC, as the API writes times.
+fn api_time(unix_seconds: i64) -> String {
+    let output = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{unix_seconds}"),
+            "+%Y-%m-%dT%H:%M:%SZ",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

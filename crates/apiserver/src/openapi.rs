@@ -8,6 +8,13 @@
 //! `x-kubernetes-group-version-kind`. Every document is rendered once, on
 //! first request, and served from the cached bytes afterwards.
 //!
+//! The v2 document is also served as protobuf (`v2_protobuf.rs`), the only
+//! form kubectl reads it in: kubectl 1.20 validates manifests against it,
+//! and every kubectl computes `apply`'s strategic merge patch from it when
+//! the v3 document offers no patch schema. Its definitions therefore carry
+//! the `x-kubernetes-patch-strategy` and `x-kubernetes-patch-merge-key`
+//! extensions of `api::patch::metadata`, as kube-apiserver's do.
+//!
 //! Patch operations deliberately declare no `requestBody`: kubectl would
 //! otherwise compute strategic merge patches from these schemas, which lack
 //! the `x-kubernetes-patch-*` extensions, instead of from its built-in types.
@@ -16,10 +23,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use api::patch::metadata::{self as patch_metadata, PatchStrategy};
 use api::resources::{self, Resource};
 use api::schema::{BuiltinSchemas, V2_REF_PREFIX, V3_REF_PREFIX, ref_name};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+
+mod v2_protobuf;
+
+/// The media type of the protobuf `/openapi/v2`, as kube-apiserver labels
+/// it whichever of the two names the client asked for.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The name kubectl asks for the protobuf `/openapi/v2` by. It cannot label
+/// the response: `@` is not allowed in a media type, and Go's
+/// `mime.ParseMediaType`, which client-go runs on every response's
+/// Content-Type, fails on it ("unexpected content after media subtype").
+const V2_PROTOBUF_REQUESTED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// The OpenAPI v3 path key of a group version: `api/v1` or `apis/apps/v1`.
 fn gv_key(group: &str, version: &str) -> String {
@@ -47,8 +67,10 @@ struct Documents {
     index: Bytes,
     /// `/openapi/v3/<gv key>`, by gv key.
     v3: BTreeMap<String, Bytes>,
-    /// `/openapi/v2`.
+    /// `/openapi/v2` as JSON.
     v2: Bytes,
+    /// `/openapi/v2` as gnostic's `openapi.v2.Document` protobuf message.
+    v2_protobuf: Bytes,
 }
 
 fn documents() -> &'static Documents {
@@ -59,6 +81,7 @@ fn documents() -> &'static Documents {
         tracing::debug!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             v2_bytes = documents.v2.len(),
+            v2_protobuf_bytes = documents.v2_protobuf.len(),
             v3_bytes = documents.v3.values().map(Bytes::len).sum::<usize>(),
             "rendered the OpenAPI documents"
         );
@@ -81,8 +104,15 @@ fn render_documents() -> Documents {
         v3.insert(key, bytes);
     }
     let index = Bytes::from(serde_json::to_vec(&json!({ "paths": index })).unwrap_or_default());
-    let v2 = Bytes::from(serde_json::to_vec(&swagger(schemas)).unwrap_or_default());
-    Documents { index, v3, v2 }
+    let swagger = swagger(schemas);
+    let v2 = Bytes::from(serde_json::to_vec(&swagger).unwrap_or_default());
+    let v2_protobuf = Bytes::from(v2_protobuf::encode(&swagger));
+    Documents {
+        index,
+        v3,
+        v2,
+        v2_protobuf,
+    }
 }
 
 /// `/openapi/v3`: where each group version's document lives, each URL
@@ -101,16 +131,32 @@ pub fn swagger_json() -> Bytes {
     documents().v2.clone()
 }
 
-/// Whether an `Accept` header takes the JSON `/openapi/v2`. kubectl asks
-/// only for the protobuf form and, told 406, goes on without the document,
-/// as it must: it cannot parse JSON there.
-pub fn accepts_json(accept: &str) -> bool {
-    accept.trim().is_empty()
-        || accept.split(',').any(|media| {
-            matches!(
-                media.split(';').next().unwrap_or("").trim(),
-                "application/json" | "application/*" | "*/*"
-            )
+/// `/openapi/v2` (and `/swagger-2.0.0.pb-v1`) as protobuf.
+pub fn swagger_protobuf() -> Bytes {
+    documents().v2_protobuf.clone()
+}
+
+/// The forms `/openapi/v2` is served in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V2Encoding {
+    Json,
+    /// Protobuf, labelled [`V2_PROTOBUF`].
+    Protobuf,
+}
+
+/// The form of `/openapi/v2` an `Accept` header asks for: the first media
+/// type in it that is served, JSON for none at all, `None` (406) when
+/// nothing listed is served. kubectl asks for protobuf only.
+pub fn negotiate_v2(accept: &str) -> Option<V2Encoding> {
+    if accept.trim().is_empty() {
+        return Some(V2Encoding::Json);
+    }
+    accept
+        .split(',')
+        .find_map(|media| match media.split(';').next().unwrap_or("").trim() {
+            "application/json" | "application/*" | "*/*" => Some(V2Encoding::Json),
+            V2_PROTOBUF | V2_PROTOBUF_REQUESTED => Some(V2Encoding::Protobuf),
+            _ => None,
         })
 }
 
@@ -364,13 +410,75 @@ fn to_v2_refs(schema: &Value) -> Value {
     }
 }
 
+/// The `x-kubernetes-patch-strategy` text of a strategy, as Go tags write it.
+fn patch_strategy_text(strategy: PatchStrategy) -> &'static str {
+    match strategy {
+        PatchStrategy::Merge => "merge",
+        PatchStrategy::Replace => "replace",
+        PatchStrategy::RetainKeys => "retainKeys",
+        PatchStrategy::MergeRetainKeys => "merge,retainKeys",
+    }
+}
+
+/// The definition a property's schema is, or holds the items or values of.
+fn referenced_definition(property: &Value) -> Option<&str> {
+    [
+        &property["$ref"],
+        &property["allOf"][0]["$ref"],
+        &property["items"]["$ref"],
+        &property["additionalProperties"]["$ref"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .map(ref_name)
+}
+
+/// Marks the properties of definition `name` that `patch` tags with their
+/// patch strategy and merge key, following `patch` into nested definitions.
+fn add_patch_extensions(
+    definitions: &mut Map<String, Value>,
+    name: &str,
+    patch: &'static patch_metadata::Schema,
+) {
+    for field in patch.fields {
+        let Some(property) = definitions
+            .get_mut(name)
+            .and_then(|definition| definition.get_mut("properties"))
+            .and_then(|properties| properties.get_mut(field.name))
+        else {
+            continue;
+        };
+        if let (Some(strategy), Value::Object(property)) = (field.strategy, &mut *property) {
+            property.insert(
+                "x-kubernetes-patch-strategy".into(),
+                json!(patch_strategy_text(strategy)),
+            );
+            if !field.merge_key.is_empty() {
+                property.insert(
+                    "x-kubernetes-patch-merge-key".into(),
+                    json!(field.merge_key),
+                );
+            }
+        }
+        let nested = referenced_definition(property).map(str::to_string);
+        if let (Some(nested_patch), Some(nested)) = (field.schema, nested) {
+            add_patch_extensions(definitions, &nested, nested_patch);
+        }
+    }
+}
+
 /// The Swagger 2.0 document: every path and every schema.
 fn swagger(schemas: &BuiltinSchemas) -> Value {
-    let definitions: Map<String, Value> = schemas
+    let mut definitions: Map<String, Value> = schemas
         .definitions
         .iter()
         .map(|(name, schema)| (name.clone(), to_v2_refs(schema)))
         .collect();
+    for kind in &schemas.kinds {
+        if let Some(patch) = patch_metadata::schema_for(kind.group, kind.kind) {
+            add_patch_extensions(&mut definitions, &kind.name, patch);
+        }
+    }
     json!({
         "swagger": "2.0",
         "info": info(),
@@ -487,13 +595,41 @@ mod tests {
     }
 
     #[test]
-    fn only_a_client_that_takes_json_gets_the_v2_document() {
-        assert!(accepts_json(""));
-        assert!(accepts_json("application/json"));
-        assert!(accepts_json("application/json;q=0.9, */*;q=0.1"));
-        assert!(accepts_json("*/*"));
-        assert!(!accepts_json(
-            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
-        ));
+    fn the_v2_document_is_served_in_the_form_asked_for() {
+        for json in [
+            "",
+            "application/json",
+            "application/json;q=0.9, */*;q=0.1",
+            "*/*",
+        ] {
+            assert_eq!(negotiate_v2(json), Some(V2Encoding::Json), "{json:?}");
+        }
+        assert_eq!(
+            negotiate_v2("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(V2Encoding::Protobuf)
+        );
+        assert_eq!(
+            negotiate_v2(
+                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf, application/json"
+            ),
+            Some(V2Encoding::Protobuf)
+        );
+        assert_eq!(negotiate_v2("application/yaml"), None);
+    }
+
+    #[test]
+    fn v2_definitions_carry_upstreams_patch_extensions() {
+        let swagger = parse(swagger_json());
+        let definitions = &swagger["definitions"];
+        let containers = &definitions["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        let env = &definitions["io.k8s.api.core.v1.Container"]["properties"]["env"];
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+        let owners = &definitions["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]
+            ["ownerReferences"];
+        assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
+        let strategy = &definitions["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"];
+        assert_eq!(strategy["x-kubernetes-patch-strategy"], "retainKeys");
     }
 }

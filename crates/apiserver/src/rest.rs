@@ -1145,7 +1145,10 @@ fn patch_error(error: api::patch::PatchError) -> ApiError {
 /// but none for a pod no node runs (unscheduled or finished).
 fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
     let unscheduled = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
-    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
     if unscheduled || finished {
         return 0;
     }

@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 use crate::auth::{self, TokenAuthenticator, UserInfo};
 use crate::discovery;
+use crate::openapi::V2Encoding;
 use crate::pki::{self, Pki};
 use crate::request;
 use crate::rest::{self, Reply, Rest};
@@ -459,11 +460,32 @@ fn discovery_response(path: &str, accept: &str) -> Option<Response> {
                 None => plain(Some(discovery::group_list())),
             }
         }
-        ["openapi", "v2"] if !crate::openapi::accepts_json(accept) => Some(
-            ApiError::not_acceptable("only application/json is served at /openapi/v2")
+        ["openapi", "v2"] => match crate::openapi::negotiate_v2(accept) {
+            Some(V2Encoding::Json) => openapi(Some(crate::openapi::swagger_json())),
+            Some(V2Encoding::Protobuf) => Some(
+                (
+                    [(header::CONTENT_TYPE, crate::openapi::V2_PROTOBUF)],
+                    crate::openapi::swagger_protobuf(),
+                )
+                    .into_response(),
+            ),
+            None => Some(
+                ApiError::not_acceptable(format!(
+                    "only application/json and {} are served at /openapi/v2",
+                    crate::openapi::V2_PROTOBUF
+                ))
+                .into_response(),
+            ),
+        },
+        // Where kubectl looks for the protobuf document when /openapi/v2
+        // is refused, as servers before 1.10 served it.
+        ["swagger-2.0.0.pb-v1"] => Some(
+            (
+                [(header::CONTENT_TYPE, crate::openapi::V2_PROTOBUF)],
+                crate::openapi::swagger_protobuf(),
+            )
                 .into_response(),
         ),
-        ["openapi", "v2"] => openapi(Some(crate::openapi::swagger_json())),
         ["openapi", "v3"] => openapi(Some(crate::openapi::index_json())),
         ["openapi", "v3", "api", version] => openapi(crate::openapi::document_json("", version)),
         ["openapi", "v3", "apis", group, version] => {

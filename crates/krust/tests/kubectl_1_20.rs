@@ -13,12 +13,6 @@ const KUBECTL_1_20: &str = concat!(
     "/../../target/kubectl-1.20/usr/bin/kubectl"
 );
 
-/// kubectl 1.20 validates manifests against the server's OpenAPI v2
-/// document, fetched as protobuf from /openapi/v2 (falling back to
-/// /swagger-2.0.0.pb-v1). krust does not serve it yet, so with validation
-/// on, `apply` fails with "Error from server (NotFound)".
-const NO_CLIENT_VALIDATION: &str = "--validate=false";
-
 /// A fresh server driven by kubectl 1.20, or None (with a notice) when that
 /// kubectl is not unpacked.
 fn start() -> Option<Cluster> {
@@ -29,9 +23,10 @@ fn start() -> Option<Cluster> {
     Some(Cluster::start().using_kubectl(Path::new(KUBECTL_1_20)))
 }
 
-/// `kubectl apply -f -` without client-side validation.
+/// `kubectl apply -f -`, validated client-side against the server's OpenAPI
+/// v2 document, which kubectl 1.20 fetches as protobuf from /openapi/v2.
 fn apply(kubectl: &Cluster, manifest: &str) -> String {
-    kubectl.ok_with_input(&["apply", NO_CLIENT_VALIDATION, "-f", "-"], manifest)
+    kubectl.apply(manifest)
 }
 
 /// The cells of a printed table's rows, header first.
@@ -224,5 +219,96 @@ fn kubectl_1_20_applies_labels_scales_and_deletes_a_deployment() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "No resources found in default namespace.\n"
+    );
+}
+
+#[test]
+fn kubectl_1_20_validates_explains_and_diffs_against_the_openapi_document() {
+    let Some(kubectl) = start() else {
+        return;
+    };
+    let first = deployment_manifest("nginx:1.25", "{name: A, value: \"1\"}");
+
+    // An unknown field is refused by kubectl itself, before any request.
+    let misspelled = first.replace("  replicas: 2", "  replicaz: 2");
+    let refused = kubectl.kubectl_with_input(&["apply", "-f", "-"], &misspelled);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "error validating data: ValidationError(Deployment.spec): unknown field \"replicaz\" in io.k8s.api.apps.v1.DeploymentSpec"
+        ),
+        "{stderr}"
+    );
+    kubectl.fails(&["get", "deploy", "web"]);
+    // So is a missing required field and a value of the wrong type.
+    let unnamed = first.replace("      - name: app\n        image", "      - image");
+    let refused = kubectl.kubectl_with_input(&["apply", "-f", "-"], &unnamed);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("ValidationError(Deployment.spec.template.spec.containers[0]): missing required field \"name\""),
+        "{stderr}"
+    );
+    let mistyped = first.replace("  replicas: 2", "  replicas: two");
+    let refused = kubectl.kubectl_with_input(&["apply", "-f", "-"], &mistyped);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("ValidationError(Deployment.spec.replicas): invalid type for io.k8s.api.apps.v1.DeploymentSpec.replicas: got \"string\", expected \"integer\""),
+        "{stderr}"
+    );
+
+    let explained = kubectl.ok(&["explain", "deployment.spec.replicas"]);
+    for line in [
+        "KIND:     Deployment",
+        "VERSION:  apps/v1",
+        "FIELD:    replicas <integer>",
+    ] {
+        assert!(explained.lines().any(|l| l == line), "{explained}");
+    }
+    assert!(explained.contains("Number of desired pods."), "{explained}");
+    let explained = kubectl.ok(&["explain", "deployment.spec"]);
+    assert!(
+        explained.contains("template\t<Object> -required-"),
+        "{explained}"
+    );
+
+    assert_eq!(apply(&kubectl, &first), "deployment.apps/web created\n");
+    // `diff` dry-runs the apply on the server and compares; exit 1 means
+    // the live and the applied objects differ.
+    let unchanged = kubectl.run(&["diff", "-f", "-"], &[], Some(&first));
+    assert_eq!(
+        unchanged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&unchanged.stderr)
+    );
+    assert!(unchanged.stdout.is_empty());
+    let changed = deployment_manifest("nginx:1.27", "{name: A, value: \"1\"}");
+    let differs = kubectl.run(&["diff", "-f", "-"], &[], Some(&changed));
+    let stdout = String::from_utf8_lossy(&differs.stdout);
+    assert_eq!(
+        differs.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&differs.stderr)
+    );
+    let changed_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|line| {
+            (line.starts_with('-') || line.starts_with('+'))
+                && !line.starts_with("---")
+                && !line.starts_with("+++")
+        })
+        .map(str::trim_end)
+        .collect();
+    assert!(
+        changed_lines.contains(&"-        image: nginx:1.25")
+            && changed_lines.contains(&"+        image: nginx:1.27"),
+        "{stdout}"
+    );
+    let live = kubectl.json(&["get", "deploy", "web", "-o", "json"]);
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25",
+        "diff changes nothing"
     );
 }

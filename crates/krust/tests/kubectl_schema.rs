@@ -342,9 +342,16 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
     assert_eq!(replaced["data"]["a"], "c");
     assert!(replaced.get("extra").is_none());
 
-    // OpenAPI v2 is served as JSON; kubectl's protobuf-only request is told 406.
+    // OpenAPI v2 is served as JSON, and as protobuf to kubectl, which asks
+    // for that form only.
     let output = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{content_type}",
+        ])
         .args(["-H", &bearer()])
         .args([
             "-H",
@@ -353,7 +360,10 @@ fn raw_writes_answer_with_upstream_statuses_and_warning_headers() {
         .arg(format!("{}/openapi/v2", cluster.url()))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "406");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "200 application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
     let (code, _, swagger) = curl(&cluster, "GET", "/openapi/v2", "application/json", "");
     assert_eq!(code, 200);
     assert_eq!(

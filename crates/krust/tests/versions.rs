@@ -103,7 +103,13 @@ spec:
   targetCPUUtilizationPercentage: 60
 ",
     );
-    let v2 = cluster.json(&["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    let v2 = cluster.json(&[
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "web",
+        "-o",
+        "json",
+    ]);
     assert_eq!(v2["apiVersion"], "autoscaling/v2");
     assert_eq!(
         v2["spec"]["metrics"],
@@ -121,7 +127,13 @@ spec:
         "-p",
         r#"[{"op": "add", "path": "/spec/metrics/-", "value": {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}}}]"#,
     ]);
-    let v1 = cluster.json(&["get", "horizontalpodautoscalers.v1.autoscaling", "web", "-o", "json"]);
+    let v1 = cluster.json(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-o",
+        "json",
+    ]);
     assert_eq!(v1["apiVersion"], "autoscaling/v1");
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
     assert!(
@@ -139,7 +151,13 @@ spec:
         "-p",
         r#"{"spec": {"targetCPUUtilizationPercentage": 70}}"#,
     ]);
-    let v2 = cluster.json(&["get", "horizontalpodautoscalers.v2.autoscaling", "web", "-o", "json"]);
+    let v2 = cluster.json(&[
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "web",
+        "-o",
+        "json",
+    ]);
     let metrics = v2["spec"]["metrics"].as_array().unwrap();
     assert_eq!(metrics.len(), 2, "{metrics:?}");
     assert_eq!(metrics[0]["resource"]["target"]["averageUtilization"], 70);

@@ -102,8 +102,11 @@ pub(super) fn open_writer(path: &Path, display: &str) -> Result<Connection, Stor
     connection
         .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
         .map_err(fail)?;
+    // 4 MB: writes only append, and the API server reads lists from its
+    // watch cache. 16 MB gave the same 256-writer rate (100.5k vs 101.1k/s)
+    // and 12 MB more server RSS at 100,000 pods.
     connection
-        .pragma_update(None, "cache_size", -16_000)
+        .pragma_update(None, "cache_size", -4_000)
         .map_err(fail)?;
     // The checkpointer thread copies the WAL into the database instead.
     connection

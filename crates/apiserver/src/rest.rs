@@ -938,16 +938,8 @@ impl Rest {
                 );
                 metadata.insert("deletionGracePeriodSeconds".into(), json!(period));
                 if !dry_run {
-                    let written = self
-                        .storage
-                        .put(
-                            &key,
-                            objects::encode_as(resource, &object),
-                            Precondition::ModRevision(revision),
-                        )
-                        .await
-                        .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
-                    objects::set_resource_version(&mut object, written.revision);
+                    self.write_pending_delete(resource, &key, &mut object, revision)
+                        .await?;
                 }
                 return Ok(Reply::ok(object));
             }
@@ -991,16 +983,8 @@ impl Rest {
                     object["status"]["phase"] = json!("Terminating");
                 }
                 if !dry_run {
-                    let written = self
-                        .storage
-                        .put(
-                            &key,
-                            objects::encode_as(resource, &object),
-                            Precondition::ModRevision(revision),
-                        )
-                        .await
-                        .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
-                    objects::set_resource_version(&mut object, written.revision);
+                    self.write_pending_delete(resource, &key, &mut object, revision)
+                        .await?;
                 }
             }
             // Upstream answers 200 for a delete left pending on finalizers.
@@ -1019,6 +1003,29 @@ impl Rest {
         }
         objects::set_resource_version(&mut object, deleted.revision);
         Ok(Reply::ok(deleted_reply(resource, object)))
+    }
+
+    /// Stores an object marked for deletion (still waiting on a grace period
+    /// or finalizers), if it has not changed since `revision`.
+    async fn write_pending_delete(
+        &self,
+        resource: &Resource,
+        key: &str,
+        object: &mut Value,
+        revision: i64,
+    ) -> Result<(), ApiError> {
+        let name = meta_str(object, "name").unwrap_or_default().to_string();
+        let written = self
+            .storage
+            .put(
+                key,
+                objects::encode_as(resource, object),
+                Precondition::ModRevision(revision),
+            )
+            .await
+            .map_err(|e| from_storage(e, resource.group, resource.plural, &name))?;
+        objects::set_resource_version(object, written.revision);
+        Ok(())
     }
 
     pub async fn delete_collection(

@@ -654,23 +654,15 @@ fn pods_on_a_node_are_deleted_gracefully_and_unscheduled_ones_at_once() {
     let table = server.ok(&["get", "pod", "running"]);
     assert!(table.contains("Terminating"), "{table}");
     // A shorter grace period moves the deadline forward; a longer one does not.
-    server.ok(&[
-        "delete",
-        "pod",
-        "running",
-        "--wait=false",
-        "--grace-period=5",
-    ]);
+    let delete_within = |seconds: u32| {
+        let grace = format!("--grace-period={seconds}");
+        server.ok(&["delete", "pod", "running", "--wait=false", &grace]);
+    };
+    delete_within(5);
     let shortened = server.json(&["get", "pod", "running", "-o", "json"]);
     assert_eq!(shortened["metadata"]["deletionGracePeriodSeconds"], 5);
     assert!(shortened["metadata"]["deletionTimestamp"].as_str().unwrap() < deadline);
-    server.ok(&[
-        "delete",
-        "pod",
-        "running",
-        "--wait=false",
-        "--grace-period=60",
-    ]);
+    delete_within(60);
     let kept = server.json(&["get", "pod", "running", "-o", "json"]);
     assert_eq!(kept["metadata"]["deletionGracePeriodSeconds"], 5);
     let stamp = kept["metadata"]["deletionTimestamp"].as_str().unwrap();

@@ -521,20 +521,28 @@ mod tests {
             .subscribe(configmaps(), prefix, WatchStart::Now)
             .unwrap();
         let writes = WATCHER_QUEUE + 100;
-        let reading = tokio::spawn(async move {
-            let mut seen = 0;
-            while seen < writes {
-                reader.changes.recv().await.expect("the reader keeps up");
-                seen += 1;
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reading = tokio::spawn({
+            let read = read.clone();
+            async move {
+                while read.load(Ordering::Acquire) < writes {
+                    reader.changes.recv().await.expect("the reader keeps up");
+                    read.fetch_add(1, Ordering::AcqRel);
+                }
+                reader.cut_off.load(Ordering::Acquire)
             }
-            (seen, reader.cut_off.load(Ordering::Acquire))
         });
         let mut last = 0;
         for i in 0..writes {
             last = put(&storage, &format!("cm-{}", i % 10), &i.to_string()).await;
+            // However the tasks are scheduled, the reader stays well within
+            // its queue while the other watcher never reads.
+            while i + 1 - read.load(Ordering::Acquire) > WATCHER_QUEUE / 4 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
-        let (seen, reader_cut_off) = reading.await.unwrap();
-        assert_eq!((seen, reader_cut_off), (writes, false));
+        let reader_cut_off = reading.await.unwrap();
+        assert_eq!((read.load(Ordering::Acquire), reader_cut_off), (writes, false));
         assert!(cache.wait_for(last).await);
         assert!(
             slow.cut_off.load(Ordering::Acquire),

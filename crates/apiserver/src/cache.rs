@@ -542,7 +542,10 @@ mod tests {
             }
         }
         let reader_cut_off = reading.await.unwrap();
-        assert_eq!((read.load(Ordering::Acquire), reader_cut_off), (writes, false));
+        assert_eq!(
+            (read.load(Ordering::Acquire), reader_cut_off),
+            (writes, false)
+        );
         assert!(cache.wait_for(last).await);
         assert!(
             slow.cut_off.load(Ordering::Acquire),

@@ -146,6 +146,27 @@ impl CacheList {
             .map(|(key, entry)| entry.key_value(key))
     }
 
+    /// The same objects as [`CacheList::items`], owning the snapshot.
+    pub fn into_items(self) -> impl Iterator<Item = KeyValue> + Send {
+        let mut after = self.start_after.clone();
+        std::iter::from_fn(move || {
+            let lower = match &after {
+                Some(key) => Bound::Excluded(key.as_str()),
+                None => Bound::Included(self.prefix.as_str()),
+            };
+            let (key, entry) = self
+                .objects
+                .range::<_, str>((lower, Bound::Unbounded))
+                .next()?;
+            if !key.starts_with(self.prefix.as_str()) {
+                return None;
+            }
+            let kv = entry.key_value(key);
+            after = Some(kv.key.clone());
+            Some(kv)
+        })
+    }
+
     /// How many objects under the prefix sort after `key`.
     pub fn count_after(&self, key: &str) -> usize {
         self.objects
@@ -493,6 +514,9 @@ mod tests {
             .await
             .expect("unchanged since the first page");
         assert_eq!(page.items().count(), 2);
+        let borrowed: Vec<KeyValue> = list.items().collect();
+        let owned: Vec<KeyValue> = list.into_items().collect();
+        assert_eq!(owned, borrowed, "both walks see the same snapshot");
         let later = put(&storage, "cm-99", "later").await;
         assert!(cache.wait_for(later).await);
         assert!(

@@ -122,14 +122,19 @@ pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> serde_json::Result<(
 /// reads it, so a 100,000-object list never exists whole in memory.
 pub struct StoredList {
     head: Vec<u8>,
-    items: Vec<KeyValue>,
+    items: Box<dyn Iterator<Item = KeyValue> + Send>,
 }
 
 /// How much of a list one chunk carries.
 const LIST_CHUNK_BYTES: usize = 256 * 1024;
 
 impl StoredList {
-    pub fn new(list_kind: &str, api_version: &str, metadata: &Value, items: Vec<KeyValue>) -> Self {
+    pub fn new(
+        list_kind: &str,
+        api_version: &str,
+        metadata: &Value,
+        items: Box<dyn Iterator<Item = KeyValue> + Send>,
+    ) -> Self {
         let head = format!(
             "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{metadata},\"items\":[",
             json!(list_kind),
@@ -146,7 +151,7 @@ impl StoredList {
         self,
     ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
         let StoredList { head, items } = self;
-        let mut items = items.into_iter().peekable();
+        let mut items = items;
         let mut next_chunk = Some(head);
         let mut written = 0usize;
         futures::stream::iter(std::iter::from_fn(move || {

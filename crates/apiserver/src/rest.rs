@@ -241,7 +241,7 @@ impl Rest {
         rendering: Rendering,
     ) -> Result<Reply, ApiError> {
         let resource = target.resource;
-        let (items, metadata) = self.select(target, query).await?;
+        let (selected, metadata) = self.select(target, query).await?;
         if rendering == Rendering::Object && !objects::is_converted(resource) {
             // Plain lists are written from the stored bytes: building a value
             // tree per object would cost about ten times the list's size.
@@ -249,7 +249,7 @@ impl Rest {
                 &format!("{}List", resource.kind),
                 &resource.api_version(),
                 &metadata,
-                items,
+                selected.into_items(),
             );
             return Ok(Reply {
                 code: 200,
@@ -258,9 +258,9 @@ impl Rest {
                 warnings: Vec::new(),
             });
         }
-        let objects = items
-            .iter()
-            .filter_map(|kv| objects::decode_as(resource, kv))
+        let objects = selected
+            .into_items()
+            .filter_map(|kv| objects::decode_as(resource, &kv))
             .collect();
         Ok(Reply::ok(render_list(
             resource, objects, metadata, rendering,
@@ -273,7 +273,7 @@ impl Rest {
         &self,
         target: &Target,
         query: &HashMap<String, String>,
-    ) -> Result<(Vec<storage::KeyValue>, Value), ApiError> {
+    ) -> Result<(Selected, Value), ApiError> {
         let resource = target.resource;
         let filter = Filter::from_query(resource, query)?;
         let limit: usize = match query.get("limit").map(String::as_str) {
@@ -311,7 +311,14 @@ impl Rest {
             }
         };
         if let Some(list) = cached {
-            return Ok(select_page(&filter, limit, &prefix, &list));
+            if limit == 0 {
+                // A whole list is written straight from the snapshot, never
+                // gathered first.
+                let metadata = list_metadata(list.revision, None, None);
+                return Ok((Selected::Snapshot(list, filter), metadata));
+            }
+            let (items, metadata) = select_page(&filter, limit, &prefix, &list);
+            return Ok((Selected::Items(items), metadata));
         }
         let (mut revision, mut start_after) = match continuing {
             Some((revision, start)) => (revision, Some(start)),
@@ -369,7 +376,10 @@ impl Rest {
             }
             start_after = last_key;
         }
-        Ok((items, list_metadata(revision, next_continue, remaining)))
+        Ok((
+            Selected::Items(items),
+            list_metadata(revision, next_continue, remaining),
+        ))
     }
 
     pub async fn create(
@@ -1042,8 +1052,8 @@ impl Rest {
         }
         let (selected, _) = self.select(target, query).await?;
         let items: Vec<Value> = selected
-            .iter()
-            .filter_map(|kv| objects::decode_as(resource, kv))
+            .into_items()
+            .filter_map(|kv| objects::decode_as(resource, &kv))
             .collect();
         let mut deleted = Vec::new();
         for item in items {
@@ -1216,6 +1226,25 @@ fn delete_options(body: &[u8], query: &HashMap<String, String>) -> Result<Delete
             .and_then(Value::as_array)
             .is_some_and(|d| d.iter().any(|v| v == "All")),
     })
+}
+
+/// The objects a list selected.
+enum Selected {
+    /// Gathered already (a page, or read from storage).
+    Items(Vec<storage::KeyValue>),
+    /// A whole collection in the watch cache, filtered as it is read.
+    Snapshot(crate::cache::CacheList, Filter),
+}
+
+impl Selected {
+    fn into_items(self) -> Box<dyn Iterator<Item = storage::KeyValue> + Send> {
+        match self {
+            Selected::Items(items) => Box::new(items.into_iter()),
+            Selected::Snapshot(list, filter) => {
+                Box::new(list.into_items().filter(move |kv| filter.selects(kv)))
+            }
+        }
+    }
 }
 
 /// Which state a list without `continue` reads.

@@ -9,17 +9,17 @@
 
 use serde_json::{Map, Value, json};
 
-/// The `apiVersion` objects of this version and kind are stored as, when it
-/// is not their own.
-pub fn stored_api_version(api_version: &str, kind: &str) -> Option<&'static str> {
-    match (api_version, kind) {
-        ("events.k8s.io/v1", "Event") => Some("v1"),
-        ("autoscaling/v1", "HorizontalPodAutoscaler") => Some("autoscaling/v2"),
-        _ => None,
-    }
+/// Whether objects of this group, version and kind are stored in another
+/// version's form.
+pub fn is_converted(group: &str, version: &str, kind: &str) -> bool {
+    matches!(
+        (group, version, kind),
+        ("events.k8s.io", "v1", "Event") | ("autoscaling", "v1", "HorizontalPodAutoscaler")
+    )
 }
 
-/// An object of `api_version` in its stored form.
+/// An object of `api_version` in its stored form (unchanged for kinds
+/// stored as themselves).
 pub fn to_stored(api_version: &str, kind: &str, object: Value) -> Value {
     match (api_version, kind) {
         ("events.k8s.io/v1", "Event") => {
@@ -30,7 +30,8 @@ pub fn to_stored(api_version: &str, kind: &str, object: Value) -> Value {
     }
 }
 
-/// A stored object as `api_version` shows it.
+/// A stored object as `api_version` shows it (unchanged for kinds stored as
+/// themselves).
 pub fn from_stored(api_version: &str, kind: &str, object: Value) -> Value {
     match (api_version, kind) {
         ("events.k8s.io/v1", "Event") => {
@@ -320,6 +321,12 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
         assert_eq!(to_stored("v1", "Pod", pod.clone()), pod);
         assert_eq!(from_stored("v1", "Pod", pod.clone()), pod);
-        assert_eq!(stored_api_version("v1", "Pod"), None);
+        assert!(!is_converted("", "v1", "Pod"));
+        assert!(is_converted("autoscaling", "v1", "HorizontalPodAutoscaler"));
+        assert!(!is_converted(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler"
+        ));
     }
 }

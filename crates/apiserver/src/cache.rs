@@ -211,10 +211,12 @@ impl WatchCache {
     }
 
     fn resource_cache(&self, resource: &Resource) -> &ResourceCache {
-        let prefix = format!("/registry/{}/", resource.storage_prefix);
+        fn storage_prefix(known: &str) -> Option<&str> {
+            known.strip_prefix("/registry/")?.strip_suffix('/')
+        }
         self.resources
             .iter()
-            .find(|(known, _)| *known == prefix)
+            .find(|(known, _)| storage_prefix(known) == Some(resource.storage_prefix))
             .map(|(_, cache)| cache.as_ref())
             .expect("every registered resource has a cache")
     }
@@ -358,17 +360,9 @@ impl WatchCache {
         start_after: Option<&str>,
         min_revision: Revision,
     ) -> Option<CacheList> {
-        if !self.wait_for(min_revision).await {
-            return None;
-        }
-        let cache = self.resource_cache(resource);
-        let state = cache.state.read().expect("cache lock");
-        Some(CacheList {
-            objects: state.objects.clone(),
-            prefix: prefix.to_string(),
-            start_after: start_after.map(str::to_string),
-            revision: self.applied_revision(),
-        })
+        self.snapshot(resource, prefix, start_after, min_revision)
+            .await
+            .map(|(list, _)| list)
     }
 
     /// The page after `start_after` of a list read at `revision`, if this
@@ -381,12 +375,33 @@ impl WatchCache {
         start_after: &str,
         revision: Revision,
     ) -> Option<CacheList> {
-        let list = self
-            .list(resource, prefix, Some(start_after), revision)
+        let (list, last_change) = self
+            .snapshot(resource, prefix, Some(start_after), revision)
             .await?;
+        (last_change <= revision).then_some(CacheList { revision, ..list })
+    }
+
+    /// A list and the revision of the resource's last change, read under
+    /// one lock.
+    async fn snapshot(
+        &self,
+        resource: &Resource,
+        prefix: &str,
+        start_after: Option<&str>,
+        min_revision: Revision,
+    ) -> Option<(CacheList, Revision)> {
+        if !self.wait_for(min_revision).await {
+            return None;
+        }
         let cache = self.resource_cache(resource);
-        let unchanged = cache.state.read().expect("cache lock").last_change <= revision;
-        unchanged.then_some(CacheList { revision, ..list })
+        let state = cache.state.read().expect("cache lock");
+        let list = CacheList {
+            objects: state.objects.clone(),
+            prefix: prefix.to_string(),
+            start_after: start_after.map(str::to_string),
+            revision: self.applied_revision(),
+        };
+        Some((list, state.last_change))
     }
 
     /// Starts a watch of the keys under `prefix`. `None` when the cache

@@ -41,25 +41,19 @@ pub fn decode(kv: &KeyValue) -> Option<Value> {
 /// autoscaling/v1 HPAs) are converted from it.
 pub fn decode_as(resource: &Resource, kv: &KeyValue) -> Option<Value> {
     let object = decode(kv)?;
-    let api_version = resource.api_version();
-    Some(
-        if api::conversion::stored_api_version(&api_version, resource.kind).is_some() {
-            api::conversion::from_stored(&api_version, resource.kind, object)
-        } else {
-            object
-        },
-    )
+    Some(if is_converted(resource) {
+        api::conversion::from_stored(&resource.api_version(), resource.kind, object)
+    } else {
+        object
+    })
 }
 
 /// The bytes stored for an object of `resource`'s version, in its stored form.
 pub fn encode_as(resource: &Resource, object: &Value) -> Bytes {
-    let api_version = resource.api_version();
-    if api::conversion::stored_api_version(&api_version, resource.kind).is_some() {
-        encode(&api::conversion::to_stored(
-            &api_version,
-            resource.kind,
-            object.clone(),
-        ))
+    if is_converted(resource) {
+        let stored =
+            api::conversion::to_stored(&resource.api_version(), resource.kind, object.clone());
+        encode(&stored)
     } else {
         encode(object)
     }
@@ -68,7 +62,7 @@ pub fn encode_as(resource: &Resource, object: &Value) -> Bytes {
 /// Whether `resource`'s objects are stored in another version's form, so
 /// stored bytes cannot be sent as they are.
 pub fn is_converted(resource: &Resource) -> bool {
-    api::conversion::stored_api_version(&resource.api_version(), resource.kind).is_some()
+    api::conversion::is_converted(resource.group, resource.version, resource.kind)
 }
 
 /// The bytes stored for an object; the resourceVersion is the storage

@@ -125,6 +125,10 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(429, "TooManyRequests", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             500,

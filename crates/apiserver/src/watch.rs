@@ -292,12 +292,9 @@ async fn changes_from(
 /// Sent to a watcher the cache cut off for falling behind: client-go backs
 /// off on 429 and watches again from its last resourceVersion.
 fn too_slow_event() -> Value {
-    let status = ApiError {
-        code: 429,
-        reason: "TooManyRequests",
-        message: "the watcher fell too far behind and was closed; watch again from the last resourceVersion received".into(),
-        details: None,
-    };
+    let status = ApiError::too_many_requests(
+        "the watcher fell too far behind and was closed; watch again from the last resourceVersion received",
+    );
     json!({"type": "ERROR", "object": status.status_json()})
 }
 

@@ -374,9 +374,6 @@ fn success() -> Reply {
 /// The 429 upstream answers when a budget's status lags its spec.
 fn too_many_requests_processing(budget_name: &str) -> ApiError {
     ApiError {
-        code: 429,
-        reason: "TooManyRequests",
-        message: BUDGET_VIOLATION.to_string(),
         details: Some(json!({
             "causes": [{
                 "reason": "DisruptionBudget",
@@ -384,6 +381,7 @@ fn too_many_requests_processing(budget_name: &str) -> ApiError {
             }],
             "retryAfterSeconds": 10,
         })),
+        ..ApiError::too_many_requests(BUDGET_VIOLATION)
     }
 }
 
@@ -425,9 +423,6 @@ fn record_disruption(budget: &mut Value, pod_name: &str, now: &str) -> Result<()
     }
     if allowed == 0 {
         return Err(ApiError {
-            code: 429,
-            reason: "TooManyRequests",
-            message: BUDGET_VIOLATION.to_string(),
             details: Some(json!({
                 "causes": [{
                     "reason": "DisruptionBudget",
@@ -438,6 +433,7 @@ fn record_disruption(budget: &mut Value, pod_name: &str, now: &str) -> Result<()
                     ),
                 }],
             })),
+            ..ApiError::too_many_requests(BUDGET_VIOLATION)
         });
     }
     if !budget["status"].is_object() {

@@ -56,10 +56,55 @@ struct ConnectionIdentity(Option<UserInfo>);
 pub struct RunningServer {
     pub address: SocketAddr,
     pub kubeconfig: PathBuf,
+    router: Router,
     serving: tokio::task::JoinHandle<()>,
 }
 
+/// The API as a tower service inside this process, for the components that
+/// run beside the server (scheduler, controllers): requests take the same
+/// path as over HTTPS, from authentication on, without TLS or sockets.
+#[derive(Clone)]
+pub struct LocalService {
+    router: Router,
+    identity: ConnectionIdentity,
+}
+
+impl<B> tower::Service<Request<B>> for LocalService
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.identity.clone());
+        tower::Service::call(&mut self.router, request)
+    }
+}
+
 impl RunningServer {
+    /// The API in-process, acting as `user` in `groups`.
+    pub fn local_service(&self, user: &str, groups: &[&str]) -> LocalService {
+        let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        groups.push(auth::AUTHENTICATED_GROUP.to_string());
+        LocalService {
+            router: self.router.clone(),
+            identity: ConnectionIdentity(Some(UserInfo {
+                name: user.to_string(),
+                groups,
+            })),
+        }
+    }
+
     /// Serves until the process ends or the task fails.
     pub async fn wait(mut self) -> anyhow::Result<()> {
         (&mut self.serving).await?;
@@ -118,6 +163,7 @@ pub async fn start(
     });
     bootstrap(&state.rest, kubernetes_service_ip, address.port()).await?;
     let router = router(state);
+    let local_router = router.clone();
     let acceptor = TlsAcceptor::from(tls);
     let serving = tokio::spawn(async move {
         loop {
@@ -156,6 +202,7 @@ pub async fn start(
     Ok(RunningServer {
         address,
         kubeconfig: admin_kubeconfig,
+        router: local_router,
         serving,
     })
 }

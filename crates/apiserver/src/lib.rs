@@ -1,5 +1,6 @@
 //! The Kubernetes REST API over HTTPS: discovery, CRUD, patch, watch and authentication, over the `storage` crate.
 
+pub mod admission;
 pub mod allocator;
 pub mod auth;
 pub mod body;

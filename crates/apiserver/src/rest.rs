@@ -450,6 +450,7 @@ impl Rest {
             }
         }
         api::defaults::apply_defaults(resource.group, resource.version, resource.kind, &mut object);
+        crate::admission::admit_create(self, resource.kind, resource.group, &mut object).await?;
         if let Some(status) = initial_status(resource, &object) {
             object["status"] = status;
         }

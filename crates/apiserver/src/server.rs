@@ -600,6 +600,13 @@ async fn bootstrap(rest: &Rest, service_ip: IpAddr, port: u16) -> anyhow::Result
         }),
     )
     .await?;
+    for (name, value, description) in crate::admission::SYSTEM_PRIORITY_CLASSES {
+        create(
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            json!({"metadata": {"name": name}, "value": value, "description": description}),
+        )
+        .await?;
+    }
     create(
         "/api/v1/namespaces/default/endpoints",
         json!({

@@ -65,6 +65,10 @@ struct ServerArgs {
     /// Run no agent in this process. (No agent exists yet: every server runs without one.)
     #[arg(long)]
     disable_agent: bool,
+    /// Components not to run: `scheduler`, `controllers` (all of them), or
+    /// single controllers by name (e.g. `deployment`, `garbagecollector`).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -204,11 +208,68 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         service_cidr,
         node_ips: Vec::new(),
     };
+    let disabled = Disabled::parse(&args.disable)?;
     let running = apiserver::server::start(config, store, listener).await?;
+    let mut components = tokio::task::JoinSet::new();
+    if !disabled.all_controllers {
+        let client = client::over_service(
+            running.local_service("system:kube-controller-manager", &["system:authenticated"]),
+        );
+        let options = controllers::ControllerOptions {
+            disabled: disabled.controllers.clone(),
+            ..controllers::ControllerOptions::default()
+        };
+        let lock =
+            client::leader::LeaseLock::new("kube-controller-manager", &client::leader::identity());
+        components.spawn(client::leader::run_while_leader(
+            client.clone(),
+            lock,
+            move || {
+                let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
+                controllers::run(client.clone(), informers, options.clone())
+            },
+        ));
+    }
     eprintln!(
         "krust: serving the Kubernetes API on https://{}; kubeconfig {}",
         running.address,
         running.kubeconfig.display()
     );
-    running.wait().await
+    tokio::select! {
+        served = running.wait() => served,
+        Some(finished) = components.join_next() => {
+            finished?.map_err(|error| anyhow::anyhow!("a component stopped: {error:#}"))
+        }
+    }
+}
+
+/// What `--disable` turned off.
+struct Disabled {
+    scheduler: bool,
+    all_controllers: bool,
+    controllers: std::collections::BTreeSet<String>,
+}
+
+impl Disabled {
+    fn parse(names: &[String]) -> anyhow::Result<Disabled> {
+        let mut disabled = Disabled {
+            scheduler: false,
+            all_controllers: false,
+            controllers: Default::default(),
+        };
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match name {
+                "scheduler" => disabled.scheduler = true,
+                "controllers" | "controller-manager" => disabled.all_controllers = true,
+                controller if controllers::CONTROLLERS.contains(&controller) => {
+                    disabled.controllers.insert(controller.to_string());
+                }
+                unknown => anyhow::bail!(
+                    "--disable {unknown}: not a component (scheduler, controllers, {})",
+                    controllers::CONTROLLERS.join(", ")
+                ),
+            }
+        }
+        Ok(disabled)
+    }
 }

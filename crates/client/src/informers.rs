@@ -155,10 +155,12 @@ impl Informers {
     /// The informer of `K` across all namespaces, created on first use.
     pub fn informer<K: Watchable>(&self) -> Informer<K> {
         let mut registry = self.registry();
-        if let Some(existing) = registry.informers.get(&TypeId::of::<K>()) {
-            if let Some(informer) = existing.downcast_ref::<Informer<K>>() {
-                return informer.clone();
-            }
+        if let Some(informer) = registry
+            .informers
+            .get(&TypeId::of::<K>())
+            .and_then(|existing| existing.downcast_ref::<Informer<K>>())
+        {
+            return informer.clone();
         }
         let (store, writer) = reflector::store::<K>();
         let (synced_sender, synced) = watch::channel(false);

@@ -9,6 +9,7 @@ AppsV1Api) and kubernetes.watch, and checks what the server sends back.
 import json
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -37,7 +38,7 @@ def unique(prefix):
 
 @pytest.fixture
 def ns(core):
-    """A fresh namespace for one test; deleted (left Terminating) afterwards."""
+    """A fresh namespace for one test; deleted afterwards."""
     name = unique("pyt")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
@@ -260,12 +261,22 @@ def test_namespace_create_list_delete_leaves_it_terminating(core):
     assert [n.metadata.name for n in selected] == [name]
 
     core.delete_namespace(name)
-    # No namespace controller yet: the namespace stays, Terminating.
+    # Terminating until the namespace controller has emptied it, then gone.
     terminating = core.read_namespace(name)
     assert terminating.metadata.deletion_timestamp is not None
     assert terminating.status.phase == "Terminating"
     listed = core.list_namespace(field_selector=f"metadata.name={name}").items
     assert [n.status.phase for n in listed] == ["Terminating"]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            core.read_namespace(name)
+        except ApiException as error:
+            assert error.status == 404
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"namespace {name} still exists after 60 s")
 
 
 # --- Lists: selectors and pagination -----------------------------------------

@@ -35,7 +35,36 @@ pub async fn admit_create(
         admit_pod_priority(rest, object).await?;
         add_default_toleration_seconds(object);
     }
+    if group.is_empty() && kind == "Namespace" {
+        add_namespace_finalizer(object);
+    }
     Ok(())
+}
+
+/// Upstream's namespace strategy: every new namespace carries the
+/// `kubernetes` finalizer, which the namespace controller removes once the
+/// namespace is empty.
+fn add_namespace_finalizer(namespace: &mut Value) {
+    let Some(object) = namespace.as_object_mut() else {
+        return;
+    };
+    let spec = object.entry("spec").or_insert_with(|| json!({}));
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    let finalizers = spec.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(finalizers) = finalizers.as_array_mut()
+        && !finalizers.iter().any(|f| f == "kubernetes")
+    {
+        finalizers.push(json!("kubernetes"));
+    }
+}
+
+/// Whether a namespace still waits for finalizers in `spec.finalizers`.
+pub fn namespace_spec_finalizers_left(namespace: &Value) -> bool {
+    namespace["spec"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
 }
 
 /// DefaultTolerationSeconds: pods tolerate `not-ready` and `unreachable`

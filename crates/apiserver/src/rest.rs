@@ -565,6 +565,29 @@ impl Rest {
         let resource = target.resource;
         let dry_run = dry_run(query)?;
         let status_only = target.subresource.as_deref() == Some("status");
+        let namespace_kind = resource.kind == "Namespace" && resource.group.is_empty();
+        if namespace_kind {
+            // spec.finalizers changes only through `finalize`, and `finalize`
+            // changes nothing else (upstream's namespace strategies).
+            let finalize = target.subresource.as_deref() == Some("finalize");
+            let (mut base, from) = if finalize {
+                (current.clone(), &object)
+            } else {
+                (object.clone(), &current)
+            };
+            match from["spec"].get("finalizers") {
+                Some(finalizers) => base["spec"]["finalizers"] = finalizers.clone(),
+                None => {
+                    if let Some(spec) = base.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("finalizers");
+                    }
+                }
+            }
+            if finalize {
+                base["metadata"]["resourceVersion"] = object["metadata"]["resourceVersion"].clone();
+            }
+            object = base;
+        }
         if status_only {
             // The status subresource changes status and nothing else.
             let status = object.get("status").cloned();
@@ -643,7 +666,8 @@ impl Rest {
         let finalizers_left = objects::metadata(&object)
             .and_then(|m| m.get("finalizers"))
             .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+            .is_some_and(|f| !f.is_empty())
+            || (namespace_kind && crate::admission::namespace_spec_finalizers_left(&object));
         if dry_run {
             objects::set_resource_version(&mut object, expected);
             return Ok(Reply::ok(object));
@@ -977,8 +1001,9 @@ impl Rest {
                 )));
             }
         }
-        // Namespaces always finish through their controller.
-        let namespace_finalizing = resource.kind == "Namespace";
+        // Namespaces with `spec.finalizers` finish through their controller.
+        let namespace_finalizing = resource.kind == "Namespace"
+            && crate::admission::namespace_spec_finalizers_left(&object);
         if !finalizers.is_empty() || namespace_finalizing {
             if meta.get("deletionTimestamp").is_none() {
                 let metadata = metadata_mut(&mut object);

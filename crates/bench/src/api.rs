@@ -20,7 +20,7 @@ use tokio_rustls::TlsConnector;
 use crate::Percentiles;
 use crate::server::KrustServer;
 
-const TOKEN: &str = "krust-bench-token";
+pub(crate) const TOKEN: &str = "krust-bench-token";
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -38,26 +38,37 @@ pub struct ApiBench {
 }
 
 /// A `krust server` child and a TLS connector that trusts its CA.
-struct ServerProcess {
-    server: KrustServer,
+pub(crate) struct ServerProcess {
+    pub(crate) server: KrustServer,
     connector: TlsConnector,
 }
 
 impl ServerProcess {
     fn start(bench: &ApiBench) -> anyhow::Result<ServerProcess> {
-        let dir = tempfile::Builder::new()
-            .prefix("krust-bench-api-")
-            .tempdir_in(&bench.dir)?;
-        let server = KrustServer::start(&bench.krust, dir, &["--token", TOKEN])?;
+        ServerProcess::start_with(&bench.krust, &bench.dir, "krust-bench-api-", &[])
+    }
+
+    /// A server on a fresh data dir under `parent`, accepting the bench's
+    /// bearer token, with `extra_args`.
+    pub(crate) fn start_with(
+        krust: &Path,
+        parent: &Path,
+        prefix: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<ServerProcess> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
+        let mut args = vec!["--token", TOKEN];
+        args.extend_from_slice(extra_args);
+        let server = KrustServer::start(krust, dir, &args)?;
         let connector = tls_connector(&server.data_dir().join("tls/ca.crt"))?;
         Ok(ServerProcess { server, connector })
     }
 
-    fn rss_bytes(&self) -> u64 {
+    pub(crate) fn rss_bytes(&self) -> u64 {
         self.server.rss_bytes()
     }
 
-    async fn connect(&self) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
         let tcp = tokio::net::TcpStream::connect(self.server.address()).await?;
         tcp.set_nodelay(true)?;
         let tls = self
@@ -82,7 +93,7 @@ fn tls_connector(ca: &Path) -> anyhow::Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-fn request(method: &str, path: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
+pub(crate) fn request(method: &str, path: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
         .uri(path)
@@ -111,13 +122,39 @@ async fn create_pods(
     count: usize,
     clients: usize,
 ) -> anyhow::Result<(Duration, Vec<u32>, u64)> {
+    let prefix = prefix.to_string();
+    let (elapsed, latencies, errors) = create_objects(
+        server,
+        "/api/v1/namespaces/default/pods",
+        count,
+        clients,
+        Arc::new(move |i| pod(&format!("{prefix}-{i}"))),
+        |_| {},
+    )
+    .await?;
+    Ok((elapsed, latencies, errors))
+}
+
+/// POSTs `count` bodies made by `body(i)` to `path` from `clients`
+/// connections, calling `sent(i)` just before each request; returns
+/// (elapsed, per-create latencies in µs, errors).
+pub(crate) async fn create_objects(
+    server: &ServerProcess,
+    path: &str,
+    count: usize,
+    clients: usize,
+    body: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>,
+    sent: impl Fn(usize) + Clone + Send + 'static,
+) -> anyhow::Result<(Duration, Vec<u32>, u64)> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let mut sender = server.connect().await?;
         let next = next.clone();
-        let prefix = prefix.to_string();
+        let path = path.to_string();
+        let body = body.clone();
+        let sent = sent.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -130,13 +167,11 @@ async fn create_pods(
                     errors += 1;
                     continue;
                 }
+                let object = body(i);
+                sent(i);
                 let began = Instant::now();
                 let response = sender
-                    .send_request(request(
-                        "POST",
-                        "/api/v1/namespaces/default/pods",
-                        Some(pod(&format!("{prefix}-{i}"))),
-                    ))
+                    .send_request(request("POST", &path, Some(object)))
                     .await;
                 match response {
                     Ok(response) if response.status() == 201 => {

@@ -80,13 +80,7 @@ impl KrustServer {
 
     /// The server process's resident memory (VmRSS).
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        rss_of(self.child.id())
     }
 
     /// Kills the server and hands back its data dir, e.g. to start it again.
@@ -107,4 +101,14 @@ impl Drop for KrustServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A process's resident memory (VmRSS), 0 when it cannot be read.
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

@@ -9,7 +9,7 @@ use client::Informers;
 
 /// Every controller, by the name `--disable` takes (upstream's
 /// `--controllers` names).
-pub const CONTROLLERS: &[&str] = &["serviceaccount"];
+pub const CONTROLLERS: &[&str] = &["garbagecollector", "namespace", "serviceaccount"];
 
 /// What the controllers are told at start.
 #[derive(Clone, Debug)]
@@ -37,6 +37,22 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut running = tokio::task::JoinSet::new();
     let enabled = |name: &str| !options.disabled.contains(name);
+    if enabled("garbagecollector") {
+        running.spawn(gc::run_garbage_collector(
+            client.clone(),
+            informers.clone(),
+            options.workers * 4,
+            gc::GarbageCollectorConfig::default(),
+        ));
+    }
+    if enabled("namespace") {
+        running.spawn(gc::run_namespaces(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            gc::NamespaceConfig::default(),
+        ));
+    }
     if enabled("serviceaccount") {
         running.spawn(serviceaccount::run(
             client.clone(),

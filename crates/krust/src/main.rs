@@ -28,6 +28,39 @@ enum Command {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// Simulate nodes like kwok: register them, renew their leases, and run the pods bound to them without containers.
+    Sim {
+        /// Kubeconfig of the cluster the nodes join.
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        /// How many nodes to simulate.
+        #[arg(long)]
+        nodes: usize,
+        /// CPU capacity (= allocatable) of each node.
+        #[arg(long, default_value_t = sim::SimConfig::default().cpu)]
+        cpu: String,
+        /// Memory capacity of each node.
+        #[arg(long, default_value_t = sim::SimConfig::default().memory)]
+        memory: String,
+        /// Pod capacity of each node.
+        #[arg(long, default_value_t = sim::SimConfig::default().pods)]
+        pods: u32,
+        /// Node N is named PREFIX followed by N.
+        #[arg(long, default_value_t = sim::SimConfig::default().name_prefix)]
+        name_prefix: String,
+        /// Extra label of every node, key=value (repeatable).
+        #[arg(long = "label", value_parser = sim::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Taint every node registers with, key[=value]:Effect (repeatable).
+        #[arg(long = "taint", value_parser = sim::parse_taint)]
+        taints: Vec<sim::Taint>,
+        /// Spread the nodes over topology.kubernetes.io/zone=zone-0..zone-(K-1); 0 sets no zone.
+        #[arg(long, default_value_t = 0)]
+        zones: usize,
+        /// Delete the nodes and their leases on exit.
+        #[arg(long)]
+        cleanup: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -94,6 +127,32 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Pods scheduled per second: the scheduler core in-process, then end to
+    /// end (`krust server` + `krust sim`, pods created over HTTPS).
+    Scheduler {
+        /// Workloads, as upstream's scheduler_perf names them.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "SchedulingBasic,SchedulingPodAntiAffinity,SchedulingTopologySpreading"
+        )]
+        cases: Vec<String>,
+        /// Simulated nodes.
+        #[arg(long, default_value_t = 5_000)]
+        nodes: usize,
+        /// Pod counts for SchedulingBasic (the other cases take the first).
+        #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+        pods: Vec<usize>,
+        /// Concurrent connections creating pods.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Skip the end-to-end runs (scheduler core only).
+        #[arg(long)]
+        core_only: bool,
+        /// Directory for the servers' data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable writes/s and latency from concurrent writers, SQLite against etcd.
     Storage {
         /// Backends to measure, in order (sqlite, etcd, memory).
@@ -133,6 +192,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Sim {
+            kubeconfig,
+            nodes,
+            cpu,
+            memory,
+            pods,
+            name_prefix,
+            labels,
+            taints,
+            zones,
+            cleanup,
+        } => runtime.block_on(async {
+            let client = sim::client_from_kubeconfig(&kubeconfig).await?;
+            let config = sim::SimConfig {
+                nodes,
+                cpu,
+                memory,
+                pods,
+                name_prefix,
+                labels: labels.into_iter().collect(),
+                taints,
+                zones,
+                cleanup,
+                ..sim::SimConfig::default()
+            };
+            let running = sim::start(client, config).await?;
+            eprintln!(
+                "krust: simulating {nodes} nodes (registered in {:.2?}); Ctrl-C stops",
+                running.registration_time()
+            );
+            running
+                .run_until(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+        }),
         Command::Bench {
             bench:
                 Bench::Api {
@@ -154,6 +249,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: dir.unwrap_or_else(std::env::temp_dir),
             };
             runtime.block_on(bench::api::run(&bench, &mut std::io::stdout()))
+        }
+        Command::Bench {
+            bench:
+                Bench::Scheduler {
+                    cases,
+                    nodes,
+                    pods,
+                    clients,
+                    core_only,
+                    dir,
+                },
+        } => {
+            let bench = bench::scheduler::SchedulerBench {
+                krust: std::env::current_exe()?,
+                cases,
+                nodes,
+                pods,
+                clients,
+                dir: dir.unwrap_or_else(std::env::temp_dir),
+            };
+            let mut out = std::io::stdout();
+            if core_only {
+                return Ok(());
+            }
+            runtime.block_on(bench::scheduler::run(&bench, &mut out))
         }
         Command::Bench {
             bench:

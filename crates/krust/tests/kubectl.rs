@@ -460,6 +460,8 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
     );
 
     server.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: going}\n");
+    // A finalizer holds the namespace in Terminating until it is removed.
+    server.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: going, finalizers: [example.com/hold]}\n");
     let deleting = server.kubectl(&["delete", "namespace", "going", "--wait=false"]);
     assert!(deleting.status.success());
     assert_eq!(
@@ -476,6 +478,19 @@ fn binding_assigns_a_pod_once_and_terminating_namespaces_refuse_new_objects() {
         stderr.contains("because it is being terminated"),
         "{stderr}"
     );
+    // The namespace controller empties it, then it is gone.
+    server.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "going",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    server.ok(&["wait", "--for=delete", "namespace/going", "--timeout=60s"]);
+    assert!(server.fails(&["get", "ns", "going"]).contains("NotFound"));
 }
 
 #[test]
@@ -588,24 +603,35 @@ fn diff_previews_changes_and_delete_honours_each_cascade() {
         "diff is a dry run"
     );
 
-    // Without a garbage collector the orphan and foreground finalizers stay,
-    // as they would upstream until the collector has done its part.
-    for (cascade, finalizer) in [("orphan", "orphan"), ("foreground", "foregroundDeletion")] {
-        let name = format!("cascade-{cascade}");
-        server.ok(&["create", "configmap", &name, "--from-literal=a=b"]);
+    // The garbage collector finishes what the finalizers started: orphan
+    // keeps the dependent without its reference, foreground deletes it
+    // before the owner.
+    for cascade in ["orphan", "foreground"] {
+        let owner = format!("cascade-{cascade}");
+        server.ok(&["create", "configmap", &owner, "--from-literal=a=b"]);
+        let uid = server.ok(&["get", "configmap", &owner, "-o", "jsonpath={.metadata.uid}"]);
+        server.apply(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {owner}-child\n  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}, blockOwnerDeletion: true}}]\n"
+        ));
         server.ok(&[
             "delete",
             "configmap",
-            &name,
+            &owner,
             &format!("--cascade={cascade}"),
-            "--wait=false",
+            "--timeout=60s",
         ]);
-        let left = server.json(&["get", "configmap", &name, "-o", "json"]);
-        assert!(left["metadata"]["deletionTimestamp"].is_string(), "{left}");
-        assert_eq!(
-            left["metadata"]["finalizers"],
-            serde_json::json!([finalizer])
+        assert!(
+            server
+                .fails(&["get", "configmap", &owner])
+                .contains("NotFound")
         );
+        let child = format!("configmap/{owner}-child");
+        if cascade == "orphan" {
+            let left = server.json(&["get", &child, "-o", "json"]);
+            assert!(left["metadata"]["ownerReferences"].is_null(), "{left}");
+        } else {
+            server.ok(&["wait", "--for=delete", &child, "--timeout=60s"]);
+        }
     }
     server.ok(&[
         "create",

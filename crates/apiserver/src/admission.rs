@@ -38,7 +38,48 @@ pub async fn admit_create(
     if group.is_empty() && kind == "Namespace" {
         add_namespace_finalizer(object);
     }
+    if group == "batch" && kind == "Job" {
+        generate_job_selector(object);
+    }
     Ok(())
+}
+
+/// Upstream's Job strategy: unless `spec.manualSelector`, the selector is
+/// the Job's own uid and the template carries the uid and job-name labels,
+/// new and legacy names both.
+pub fn generate_job_selector(job: &mut Value) {
+    if job["spec"]["manualSelector"].as_bool() == Some(true) {
+        return;
+    }
+    let (Some(uid), Some(name)) = (
+        job["metadata"]["uid"].as_str().map(str::to_string),
+        job["metadata"]["name"].as_str().map(str::to_string),
+    ) else {
+        return;
+    };
+    if !job["spec"].is_object() {
+        return;
+    }
+    if job["spec"]["selector"].is_null() {
+        job["spec"]["selector"] =
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    }
+    let template_metadata = &mut job["spec"]["template"]["metadata"];
+    if !template_metadata.is_object() {
+        *template_metadata = json!({});
+    }
+    let labels = &mut template_metadata["labels"];
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    for (key, value) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[key] = json!(value);
+    }
 }
 
 /// Upstream's namespace strategy: every new namespace carries the

@@ -156,7 +156,50 @@ fn tracks_generation(resource: &Resource) -> bool {
             | "Ingress"
             | "NetworkPolicy"
             | "PodDisruptionBudget"
+            | "EndpointSlice"
     )
+}
+
+/// What a kind's generation follows: its spec, or for kinds without one
+/// (EndpointSlice) everything but metadata.
+fn generation_content(resource: &Resource, object: &Value) -> Value {
+    match resource.kind {
+        "EndpointSlice" => {
+            let mut content = object.clone();
+            if let Some(map) = content.as_object_mut() {
+                map.remove("metadata");
+            }
+            content
+        }
+        _ => object.get("spec").cloned().unwrap_or(Value::Null),
+    }
+}
+
+/// Upstream's DaemonSet templateGeneration, which apps/v1 shows as this
+/// annotation: 1 at create, one more whenever the pod template changes.
+const DAEMONSET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn set_daemonset_template_generation(object: &mut Value, current: Option<&Value>) {
+    let generation = match current {
+        None => 1,
+        Some(current) => {
+            let before = current["metadata"]["annotations"][DAEMONSET_TEMPLATE_GENERATION]
+                .as_str()
+                .and_then(|g| g.parse::<i64>().ok())
+                .unwrap_or(1);
+            if current["spec"]["template"] != object["spec"]["template"] {
+                before + 1
+            } else {
+                before
+            }
+        }
+    };
+    let metadata = metadata_mut(object);
+    let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[DAEMONSET_TEMPLATE_GENERATION] = json!(generation.to_string());
 }
 
 /// The status a freshly created object starts with when status is written
@@ -450,6 +493,9 @@ impl Rest {
             }
         }
         api::defaults::apply_defaults(resource.group, resource.version, resource.kind, &mut object);
+        if resource.kind == "DaemonSet" {
+            set_daemonset_template_generation(&mut object, None);
+        }
         crate::admission::admit_create(self, resource.kind, resource.group, &mut object).await?;
         if let Some(status) = initial_status(resource, &object) {
             object["status"] = status;
@@ -628,7 +674,16 @@ impl Rest {
                 };
             }
             if status_only {
-                for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                // Upstream's status strategies keep labels (pods: owner
+                // references, which old kubelets corrupted) and let
+                // annotations and finalizers through: controllers record
+                // e.g. a Deployment's revision annotation with their status.
+                let kept: &[&str] = if resource.kind == "Pod" {
+                    &["ownerReferences"]
+                } else {
+                    &["labels", "ownerReferences"]
+                };
+                for &field in kept {
                     match current_meta.get(field) {
                         Some(value) => metadata.insert(field.into(), value.clone()),
                         None => metadata.remove(field),
@@ -639,8 +694,12 @@ impl Rest {
             metadata.remove("managedFields");
         }
         api::defaults::apply_defaults(resource.group, resource.version, resource.kind, &mut object);
+        if resource.kind == "DaemonSet" && !status_only {
+            set_daemonset_template_generation(&mut object, Some(&current));
+        }
         if tracks_generation(resource) && !status_only {
-            let spec_changed = current.get("spec") != object.get("spec");
+            let spec_changed =
+                generation_content(resource, &current) != generation_content(resource, &object);
             let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
             metadata_mut(&mut object).insert(
                 "generation".into(),

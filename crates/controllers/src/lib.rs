@@ -9,7 +9,38 @@ use client::Informers;
 
 /// Every controller, by the name `--disable` takes (upstream's
 /// `--controllers` names).
-pub const CONTROLLERS: &[&str] = &["garbagecollector", "namespace", "serviceaccount"];
+pub const CONTROLLERS: &[&str] = &[
+    "cronjob",
+    "daemonset",
+    "deployment",
+    "endpoint",
+    "endpointslice",
+    "garbagecollector",
+    "job",
+    "namespace",
+    "nodeipam",
+    "nodelifecycle",
+    "replicaset",
+    "replicationcontroller",
+    "serviceaccount",
+    "statefulset",
+    "taint-eviction",
+    "ttl-after-finished",
+];
+
+/// A `--disable` name in upstream's long form (`deployment-controller`)
+/// or short form (`deployment`), as the short form.
+pub fn controller_name(name: &str) -> Option<&'static str> {
+    let short = match name.strip_suffix("-controller").unwrap_or(name) {
+        "endpoints" => "endpoint",
+        "garbage-collector" => "garbagecollector",
+        "node-lifecycle" => "nodelifecycle",
+        "node-ipam" => "nodeipam",
+        "ttl-after-finished" => "ttl-after-finished",
+        other => other,
+    };
+    CONTROLLERS.iter().copied().find(|known| *known == short)
+}
 
 /// What the controllers are told at start.
 #[derive(Clone, Debug)]
@@ -18,6 +49,8 @@ pub struct ControllerOptions {
     pub disabled: BTreeSet<String>,
     /// Workers per controller.
     pub workers: usize,
+    /// Where nodes' pod ranges come from (`--cluster-cidr`, one per family).
+    pub cluster_cidrs: Vec<String>,
 }
 
 impl Default for ControllerOptions {
@@ -25,6 +58,7 @@ impl Default for ControllerOptions {
         ControllerOptions {
             disabled: BTreeSet::new(),
             workers: 5,
+            cluster_cidrs: vec!["10.42.0.0/16".into()],
         }
     }
 }
@@ -51,6 +85,106 @@ pub async fn run(
             informers.clone(),
             options.workers,
             gc::NamespaceConfig::default(),
+        ));
+    }
+    if enabled("replicaset") {
+        running.spawn(replication::run_replicasets(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("replicationcontroller") {
+        running.spawn(replication::run_replication_controllers(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("deployment") {
+        running.spawn(replication::run_deployments(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("job") {
+        running.spawn(batch::run_jobs(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            batch::JobConfig::default(),
+        ));
+    }
+    if enabled("cronjob") {
+        running.spawn(batch::run_cronjobs(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            Arc::new(batch::SystemClock),
+        ));
+    }
+    if enabled("ttl-after-finished") {
+        running.spawn(batch::run_ttl_after_finished(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            Arc::new(batch::SystemClock),
+        ));
+    }
+    if enabled("statefulset") {
+        running.spawn(statefulset::run(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("daemonset") {
+        running.spawn(daemonset::run(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("endpoint") {
+        running.spawn(endpoints::run_endpoints(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            endpoints::EndpointsConfig::default(),
+        ));
+    }
+    if enabled("endpointslice") {
+        running.spawn(endpoints::run_endpoint_slices(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            endpoints::EndpointSliceConfig::default(),
+        ));
+    }
+    if enabled("nodelifecycle") {
+        let config = nodes::NodeLifecycleConfig {
+            taint_eviction: enabled("taint-eviction"),
+            ..nodes::NodeLifecycleConfig::default()
+        };
+        running.spawn(nodes::run_node_lifecycle(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+            config,
+        ));
+    } else if enabled("taint-eviction") {
+        running.spawn(nodes::run_taint_eviction(client.clone(), informers.clone()));
+    }
+    if enabled("nodeipam") {
+        let config = nodes::NodeIpamConfig {
+            cluster_cidrs: options.cluster_cidrs.clone(),
+            ..nodes::NodeIpamConfig::default()
+        };
+        running.spawn(nodes::run_node_ipam(
+            client.clone(),
+            informers.clone(),
+            config,
         ));
     }
     if enabled("serviceaccount") {

@@ -155,7 +155,7 @@ impl Collector {
                     uid: Some(dependent.uid),
                     ..ObjectReference::default()
                 },
-                kube::runtime::events::EventType::Warning,
+                client::events::EventType::Warning,
                 "OwnerRefInvalidNamespace",
                 message,
             );

@@ -98,6 +98,10 @@ struct ServerArgs {
     /// Run no agent in this process. (No agent exists yet: every server runs without one.)
     #[arg(long)]
     disable_agent: bool,
+    /// Pod address range; each node gets a /24 (IPv4) or /64 (IPv6) of it.
+    /// Comma-separated for dual stack.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
     /// Components not to run: `scheduler`, `controllers` (all of them), or
     /// single controllers by name (e.g. `deployment`, `garbagecollector`).
     #[arg(long, value_delimiter = ',')]
@@ -219,14 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let running = sim::start(client, config).await?;
             eprintln!(
-                "krust: simulating {nodes} nodes (registered in {:.2?}); Ctrl-C stops",
+                "krust: simulating {nodes} nodes (registered in {:.2?})",
                 running.registration_time()
             );
-            running
-                .run_until(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
+            running.run_until(sim::termination_signal()).await
         }),
         Command::Bench {
             bench:
@@ -337,6 +337,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
         let options = controllers::ControllerOptions {
             disabled: disabled.controllers.clone(),
+            cluster_cidrs: args
+                .cluster_cidr
+                .split(',')
+                .map(|cidr| cidr.trim().to_string())
+                .filter(|cidr| !cidr.is_empty())
+                .collect(),
             ..controllers::ControllerOptions::default()
         };
         let lock =
@@ -381,8 +387,9 @@ impl Disabled {
             match name {
                 "scheduler" => disabled.scheduler = true,
                 "controllers" | "controller-manager" => disabled.all_controllers = true,
-                controller if controllers::CONTROLLERS.contains(&controller) => {
-                    disabled.controllers.insert(controller.to_string());
+                other if controllers::controller_name(other).is_some() => {
+                    let short = controllers::controller_name(other).unwrap_or(other);
+                    disabled.controllers.insert(short.to_string());
                 }
                 unknown => anyhow::bail!(
                     "--disable {unknown}: not a component (scheduler, controllers, {})",

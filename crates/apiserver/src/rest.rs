@@ -205,7 +205,9 @@ fn set_daemonset_template_generation(object: &mut Value, current: Option<&Value>
 /// The status a freshly created object starts with when status is written
 /// through its own subresource.
 fn initial_status(resource: &Resource, object: &Value) -> Option<Value> {
-    if !resource.has_status_subresource() {
+    // Nodes register with their status (a kubelet's capacity, addresses and
+    // conditions), which upstream's node strategy keeps on create.
+    if !resource.has_status_subresource() || resource.kind == "Node" {
         return None;
     }
     Some(match resource.kind {

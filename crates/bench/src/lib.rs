@@ -1,6 +1,7 @@
 //! krust's benchmarks. Each prints one `bench=NAME key=value ...` line per measured configuration.
 
 pub mod api;
+pub mod controllers;
 pub mod scheduler;
 pub mod server;
 pub mod storage;

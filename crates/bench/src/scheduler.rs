@@ -286,23 +286,59 @@ async fn measure(
     Ok(())
 }
 
+/// Runs every case on the scheduler core alone (in this process, one
+/// thread: schedule and assume, no API) and prints one line each.
+pub fn run_core(bench: &SchedulerBench, out: &mut impl Write) -> anyhow::Result<()> {
+    for case in &bench.cases {
+        for pods in case_sizes(bench, case)? {
+            let figures = match case.as_str() {
+                "SchedulingPodAntiAffinity" => {
+                    scheduler::perf::scheduling_pod_anti_affinity(bench.nodes, pods)
+                }
+                "SchedulingTopologySpreading" => {
+                    scheduler::perf::scheduling_topology_spreading(bench.nodes, pods)
+                }
+                _ => scheduler::perf::scheduling_basic(bench.nodes, pods),
+            };
+            writeln!(
+                out,
+                "bench=scheduler mode=core case={case} nodes={} pods={} scheduled={} unschedulable={} pods_per_s={:.0} p50_ms={:.3} p99_ms={:.3}",
+                figures.nodes,
+                figures.pods,
+                figures.scheduled,
+                figures.unschedulable,
+                figures.pods_per_s,
+                figures.p50_ms,
+                figures.p99_ms
+            )?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// The pod counts a case runs: SchedulingBasic every size, the others the
+/// first, at most one per node.
+fn case_sizes(bench: &SchedulerBench, case: &str) -> anyhow::Result<Vec<usize>> {
+    if !CASES.contains(&case) {
+        bail!("unknown case {case} (one of {})", CASES.join(", "));
+    }
+    Ok(if case == "SchedulingBasic" {
+        bench.pods.clone()
+    } else {
+        bench
+            .pods
+            .iter()
+            .take(1)
+            .map(|p| (*p).min(bench.nodes))
+            .collect()
+    })
+}
+
 /// Runs every case end to end and prints one line each.
 pub async fn run(bench: &SchedulerBench, out: &mut impl Write) -> anyhow::Result<()> {
     for case in &bench.cases {
-        if !CASES.contains(&case.as_str()) {
-            bail!("unknown case {case} (one of {})", CASES.join(", "));
-        }
-        let sizes: Vec<usize> = if case == "SchedulingBasic" {
-            bench.pods.clone()
-        } else {
-            bench
-                .pods
-                .iter()
-                .take(1)
-                .map(|p| (*p).min(bench.nodes))
-                .collect()
-        };
-        for pods in sizes {
+        for pods in case_sizes(bench, case)? {
             measure(bench, case, pods, out).await?;
         }
     }

@@ -157,6 +157,42 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Deployment controller end to end (`krust server` + `krust sim`): time
+    /// for a large Deployment to become available and for a rolling update,
+    /// with the server's CPU seconds (controllers included) and RSS.
+    Controllers {
+        /// Cases to run, in this order, on one server: deployment_available, rolling_update.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "deployment_available,rolling_update"
+        )]
+        cases: Vec<String>,
+        /// Simulated nodes.
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
+        /// Replicas of the Deployment timed to become available.
+        #[arg(long, default_value_t = 10_000)]
+        replicas: usize,
+        /// Replicas of the Deployment whose rolling update is timed.
+        #[arg(long, default_value_t = 1_000)]
+        rolling_replicas: usize,
+        /// The rolling update's maxSurge (count or percentage).
+        #[arg(long, default_value = "25%")]
+        max_surge: String,
+        /// The rolling update's maxUnavailable (count or percentage).
+        #[arg(long, default_value = "25%")]
+        max_unavailable: String,
+        /// Seconds a phase may take before the bench fails.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
+        /// Also watch the pods for the progress lines (adds server work).
+        #[arg(long)]
+        watch_pods: bool,
+        /// Directory for the server's data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable writes/s and latency from concurrent writers, SQLite against etcd.
     Storage {
         /// Backends to measure, in order (sqlite, etcd, memory).
@@ -270,10 +306,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: dir.unwrap_or_else(std::env::temp_dir),
             };
             let mut out = std::io::stdout();
+            bench::scheduler::run_core(&bench, &mut out)?;
             if core_only {
                 return Ok(());
             }
             runtime.block_on(bench::scheduler::run(&bench, &mut out))
+        }
+        Command::Bench {
+            bench:
+                Bench::Controllers {
+                    cases,
+                    nodes,
+                    replicas,
+                    rolling_replicas,
+                    max_surge,
+                    max_unavailable,
+                    timeout,
+                    watch_pods,
+                    dir,
+                },
+        } => {
+            anyhow::ensure!(timeout > 0.0, "--timeout must be positive");
+            let bench = bench::controllers::ControllersBench {
+                krust: std::env::current_exe()?,
+                cases,
+                nodes,
+                replicas,
+                rolling_replicas,
+                max_surge,
+                max_unavailable,
+                timeout: Duration::from_secs_f64(timeout),
+                watch_pods,
+                dir: dir.unwrap_or_else(std::env::temp_dir),
+            };
+            runtime.block_on(bench::controllers::run(&bench, &mut std::io::stdout()))
         }
         Command::Bench {
             bench:
@@ -353,6 +419,24 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             move || {
                 let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
                 controllers::run(client.clone(), informers, options.clone())
+            },
+        ));
+    }
+    if !disabled.scheduler {
+        let client = client::over_service(
+            running.local_service("system:kube-scheduler", &["system:authenticated"]),
+        );
+        let lock = client::leader::LeaseLock::new("kube-scheduler", &client::leader::identity());
+        components.spawn(client::leader::run_while_leader(
+            client.clone(),
+            lock,
+            move || {
+                let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
+                scheduler::run::run(
+                    client.clone(),
+                    informers,
+                    scheduler::run::SchedulerConfig::default(),
+                )
             },
         ));
     }

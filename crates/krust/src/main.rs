@@ -397,7 +397,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let disabled = Disabled::parse(&args.disable)?;
     let running = apiserver::server::start(config, store, listener).await?;
     let mut components = tokio::task::JoinSet::new();
+    // One set of informers for the scheduler and the controllers: each pod
+    // is watched and decoded once in this process.
+    let informers = std::sync::Arc::new(client::Informers::new(client::over_service(
+        running.local_service("system:kube-controller-manager", &["system:authenticated"]),
+    )));
     if !disabled.all_controllers {
+        let informers = informers.clone();
         let client = client::over_service(
             running.local_service("system:kube-controller-manager", &["system:authenticated"]),
         );
@@ -416,13 +422,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         components.spawn(client::leader::run_while_leader(
             client.clone(),
             lock,
-            move || {
-                let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
-                controllers::run(client.clone(), informers, options.clone())
-            },
+            move || controllers::run(client.clone(), informers.clone(), options.clone()),
         ));
     }
     if !disabled.scheduler {
+        let informers = informers.clone();
         let client = client::over_service(
             running.local_service("system:kube-scheduler", &["system:authenticated"]),
         );
@@ -431,10 +435,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             client.clone(),
             lock,
             move || {
-                let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
                 scheduler::run::run(
                     client.clone(),
-                    informers,
+                    informers.clone(),
                     scheduler::run::SchedulerConfig::default(),
                 )
             },

@@ -128,6 +128,63 @@ fn find_server_pid(data_dir: &Path) -> anyhow::Result<u32> {
     bail!("no krust server child serving {}", data_dir.display())
 }
 
+/// CPU seconds used so far by the machine (all CPUs, from /proc/stat) and
+/// by the processes in play.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    machine: f64,
+    server: f64,
+    sim: f64,
+    bench: f64,
+}
+
+impl CpuSample {
+    fn take(cluster: &Cluster) -> CpuSample {
+        CpuSample {
+            at: Instant::now(),
+            machine: machine_cpu_seconds(),
+            server: cpu_seconds(cluster.server_pid),
+            sim: cpu_seconds(cluster.sim_pid()),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+
+    /// CPU seconds since `earlier`: (server, sim, this bench, everything
+    /// else on the machine).
+    fn since(&self, earlier: &CpuSample) -> (f64, f64, f64, f64) {
+        let server = self.server - earlier.server;
+        let sim = self.sim - earlier.sim;
+        let bench = self.bench - earlier.bench;
+        let other = (self.machine - earlier.machine - server - sim - bench).max(0.0);
+        (server, sim, bench, other)
+    }
+}
+
+/// Busy CPU seconds of the whole machine (every field of /proc/stat's `cpu`
+/// line but idle and iowait).
+fn machine_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is
+    // already counted in user).
+    let busy: u64 = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    busy as f64 / clock_ticks()
+}
+
 /// Sends one request and returns its JSON body, failing on a non-2xx status.
 async fn call(
     server: &ServerProcess,
@@ -411,6 +468,10 @@ struct Phase {
     all_counted_s: Option<f64>,
     server_cpu_s: f64,
     sim_cpu_s: f64,
+    /// CPU seconds of this bench process (its watches).
+    bench_cpu_s: f64,
+    /// CPU seconds of everything else on the machine (e.g. compilers).
+    other_cpu_s: f64,
     server_rss_mb: f64,
     sim_rss_mb: f64,
 }
@@ -490,9 +551,8 @@ where
     // happening when the clock starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let server_cpu = cpu_seconds(cluster.server_pid);
-    let sim_cpu = cpu_seconds(cluster.sim_pid());
-    let started = Instant::now();
+    let first = CpuSample::take(cluster);
+    let started = first.at;
     let result = async {
         let generation = write().await?;
         let deadline = tokio::time::Instant::from_std(started + bench.timeout);
@@ -503,7 +563,7 @@ where
         let mut deployment = Value::Null;
         let mut old_replica_set = Value::Null;
         let mut all_counted: Option<Instant> = None;
-        let mut last_cpu = (started, server_cpu, sim_cpu);
+        let mut last_cpu = first;
         loop {
             tokio::select! {
                 event = received.recv() => {
@@ -530,18 +590,19 @@ where
                         return Ok((at, all_counted));
                     }
                 }
-                now = tick.tick() => {
-                    let now = now.into_std();
-                    let (server_now, sim_now) =
-                        (cpu_seconds(cluster.server_pid), cpu_seconds(cluster.sim_pid()));
-                    let wall = now.duration_since(last_cpu.0).as_secs_f64().max(1e-9);
+                _ = tick.tick() => {
+                    let sample = CpuSample::take(cluster);
+                    let wall = sample.at.duration_since(last_cpu.at).as_secs_f64().max(1e-9);
+                    let (server, sim, own, other) = sample.since(&last_cpu);
                     let mut line = format!(
-                        "controllers: {} t={:.1}s {} server_cpu={:.2}cores sim_cpu={:.2}cores",
+                        "controllers: {} t={:.1}s {} cores: server={:.2} sim={:.2} bench={:.2} other={:.2}",
                         goal.case,
-                        now.duration_since(started).as_secs_f64(),
+                        sample.at.duration_since(started).as_secs_f64(),
                         status_summary(&deployment),
-                        (server_now - last_cpu.1) / wall,
-                        (sim_now - last_cpu.2) / wall,
+                        server / wall,
+                        sim / wall,
+                        own / wall,
+                        other / wall,
                     );
                     if goal.old_replica_set.is_some() {
                         line.push_str(&format!(
@@ -554,7 +615,7 @@ where
                         line.push_str(&pods.summary());
                     }
                     eprintln!("{line}");
-                    last_cpu = (now, server_now, sim_now);
+                    last_cpu = sample;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     bail!(
@@ -574,8 +635,8 @@ where
         }
     }
     .await;
-    let server_cpu_s = cpu_seconds(cluster.server_pid) - server_cpu;
-    let sim_cpu_s = cpu_seconds(cluster.sim_pid()) - sim_cpu;
+    let (server_cpu_s, sim_cpu_s, bench_cpu_s, other_cpu_s) =
+        CpuSample::take(cluster).since(&first);
     for watch in &watches {
         watch.abort();
     }
@@ -585,6 +646,8 @@ where
         all_counted_s: all_counted.map(|at| at.duration_since(started).as_secs_f64()),
         server_cpu_s,
         sim_cpu_s,
+        bench_cpu_s,
+        other_cpu_s,
         server_rss_mb: rss_of(cluster.server_pid) as f64 / 1048576.0,
         sim_rss_mb: rss_of(cluster.sim_pid()) as f64 / 1048576.0,
     })
@@ -693,7 +756,7 @@ pub async fn run(bench: &ControllersBench, out: &mut impl Write) -> anyhow::Resu
                     create_available(&cluster, bench, case, "available", bench.replicas).await?;
                 writeln!(
                     out,
-                    "bench=controllers case=deployment_available replicas={} nodes={} seconds={:.2} all_pods_created_s={} server_cpu_s={:.2} server_rss_mb={:.0} sim_rss_mb={:.0} sim_cpu_s={:.2} cpu_note=server_cpu_includes_controllers_scheduler_apiserver",
+                    "bench=controllers case=deployment_available replicas={} nodes={} seconds={:.2} all_pods_created_s={} server_cpu_s={:.2} server_rss_mb={:.0} sim_rss_mb={:.0} sim_cpu_s={:.2} bench_cpu_s={:.2} other_cpu_s={:.2} cpu_note=server_cpu_includes_controllers_scheduler_apiserver",
                     bench.replicas,
                     bench.nodes,
                     phase.seconds,
@@ -704,13 +767,15 @@ pub async fn run(bench: &ControllersBench, out: &mut impl Write) -> anyhow::Resu
                     phase.server_rss_mb,
                     phase.sim_rss_mb,
                     phase.sim_cpu_s,
+                    phase.bench_cpu_s,
+                    phase.other_cpu_s,
                 )?;
             }
             _ => {
                 let phase = rolling_update(&cluster, bench, "rolling").await?;
                 writeln!(
                     out,
-                    "bench=controllers case=rolling_update replicas={} max_surge={} max_unavailable={} nodes={} seconds={:.2} server_cpu_s={:.2} server_rss_mb={:.0} sim_rss_mb={:.0} sim_cpu_s={:.2} other_pods={} cpu_note=server_cpu_includes_controllers_scheduler_apiserver",
+                    "bench=controllers case=rolling_update replicas={} max_surge={} max_unavailable={} nodes={} seconds={:.2} server_cpu_s={:.2} server_rss_mb={:.0} sim_rss_mb={:.0} sim_cpu_s={:.2} bench_cpu_s={:.2} other_cpu_s={:.2} other_pods={} cpu_note=server_cpu_includes_controllers_scheduler_apiserver",
                     bench.rolling_replicas,
                     bench.max_surge,
                     bench.max_unavailable,
@@ -720,6 +785,8 @@ pub async fn run(bench: &ControllersBench, out: &mut impl Write) -> anyhow::Resu
                     phase.server_rss_mb,
                     phase.sim_rss_mb,
                     phase.sim_cpu_s,
+                    phase.bench_cpu_s,
+                    phase.other_cpu_s,
                     if bench.cases.iter().any(|c| c == "deployment_available") {
                         bench.replicas
                     } else {

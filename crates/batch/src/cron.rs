@@ -579,7 +579,10 @@ mod tests {
             assert_eq!(parse(spec).unwrap_err().to_string(), message, "{spec}");
         }
         assert!(parse("x * * * *").is_err());
-        assert!(parse("1/4294967295 * * * *").is_ok(), "a huge step is one value");
+        assert!(
+            parse("1/4294967295 * * * *").is_ok(),
+            "a huge step is one value"
+        );
         assert!(parse("TZ=Mars/Olympus * * * * *").is_err());
     }
 

@@ -22,10 +22,13 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A `krust server` with a kube-rs client built from the admin kubeconfig it writes.
 async fn start() -> (KrustServer, Client) {
+    // The API server alone: these tests write Deployment status and watch
+    // pods themselves, which the controllers and the scheduler (its
+    // PodScheduled conditions, with no nodes) would change under them.
     let server = KrustServer::start(
         Path::new(env!("CARGO_BIN_EXE_krust")),
         tempfile::tempdir().unwrap(),
-        &[],
+        &["--disable", "scheduler,controllers"],
     )
     .unwrap();
     let kubeconfig = Kubeconfig::read_from(server.kubeconfig()).unwrap();

@@ -34,7 +34,7 @@ fn deployment(app: &str) -> Value {
 
 #[test]
 fn a_deployment_selector_cannot_change() {
-    let server = Cluster::start();
+    let server = Cluster::start_api_only();
     let applied = server.kubectl_with_input(&["apply", "-f", "-"], &deployment("web").to_string());
     assert!(
         applied.status.success(),
@@ -73,7 +73,7 @@ fn a_deployment_selector_cannot_change() {
 
 #[test]
 fn a_pod_without_an_image_is_invalid() {
-    let server = Cluster::start();
+    let server = Cluster::start_api_only();
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",

@@ -42,6 +42,15 @@ impl Cluster {
         Self::start_in(tempfile::tempdir().unwrap())
     }
 
+    /// The API server alone, without the scheduler and the controllers, for
+    /// tests of API semantics that write objects those would also change.
+    pub fn start_api_only() -> Cluster {
+        Self::start_with(
+            tempfile::tempdir().unwrap(),
+            &["--disable", "scheduler,controllers"],
+        )
+    }
+
     /// Starts a server on an existing data dir (a restart when it holds one).
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
         Self::start_with(dir, &[])

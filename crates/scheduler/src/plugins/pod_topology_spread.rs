@@ -79,7 +79,8 @@ impl Constraint {
     /// Whether which nodes count is the same for every pod: then the counts
     /// come from the snapshot's cache instead of a scan of every pod.
     fn counts_every_node(&self, required: &RequiredNodeAffinity) -> bool {
-        let depends_on_pod = self.honor_node_taints || (self.honor_node_affinity && required.is_set());
+        let depends_on_pod =
+            self.honor_node_taints || (self.honor_node_affinity && required.is_set());
         !depends_on_pod
     }
 

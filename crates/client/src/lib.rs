@@ -8,6 +8,7 @@ pub mod events;
 pub mod informers;
 pub mod leader;
 pub mod owners;
+pub mod selector;
 pub mod workqueue;
 
 pub use events::EventRecorder;

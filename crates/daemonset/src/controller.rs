@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::control::{self, FailedPodBackoff, NodePods};
 use crate::revision::{self, HASH_LABEL};
-use crate::selector::Selector;
+use client::selector::Selector;
 
 const CONTROLLER_NAME: &str = "daemonset-controller";
 /// Expectations older than this are considered satisfied (upstream's

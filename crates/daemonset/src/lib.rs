@@ -7,7 +7,6 @@ pub mod control;
 mod controller;
 pub mod eligibility;
 pub mod revision;
-pub mod selector;
 
 use std::sync::Arc;
 

@@ -19,7 +19,7 @@ use crate::identity;
 use crate::revision::{
     self, apply_revision, equal_revisions, new_revision, next_revision, sort_revisions,
 };
-use crate::selector::Selector;
+use client::selector::Selector;
 
 const CONTROLLER_NAME: &str = "statefulset-controller";
 

@@ -9,7 +9,6 @@ mod controller;
 pub mod identity;
 pub mod retention;
 pub mod revision;
-pub mod selector;
 
 use std::sync::Arc;
 

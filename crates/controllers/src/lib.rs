@@ -51,6 +51,9 @@ pub struct ControllerOptions {
     pub workers: usize,
     /// Where nodes' pod ranges come from (`--cluster-cidr`, one per family).
     pub cluster_cidrs: Vec<String>,
+    /// How long a node may stay silent before it is marked Unknown
+    /// (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 impl Default for ControllerOptions {
@@ -59,6 +62,8 @@ impl Default for ControllerOptions {
             disabled: BTreeSet::new(),
             workers: 5,
             cluster_cidrs: vec!["10.42.0.0/16".into()],
+            node_monitor_grace_period: nodes::NodeLifecycleConfig::default()
+                .node_monitor_grace_period,
         }
     }
 }
@@ -165,6 +170,7 @@ pub async fn run(
     if enabled("nodelifecycle") {
         let config = nodes::NodeLifecycleConfig {
             taint_eviction: enabled("taint-eviction"),
+            node_monitor_grace_period: options.node_monitor_grace_period,
             ..nodes::NodeLifecycleConfig::default()
         };
         running.spawn(nodes::run_node_lifecycle(

@@ -106,6 +106,16 @@ struct ServerArgs {
     /// single controllers by name (e.g. `deployment`, `garbagecollector`).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
+    /// How long a node may go without a heartbeat before it is marked
+    /// NotReady (Unknown) and tainted, e.g. `40s`.
+    #[arg(long, default_value = "40s", value_parser = parse_duration_flag)]
+    node_monitor_grace_period: std::time::Duration,
+}
+
+/// A Go-style duration flag (`40s`, `1m30s`).
+fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    sim::parse_duration(text)
+        .ok_or_else(|| format!("invalid duration {text:?}, expected e.g. 40s or 1m30s"))
 }
 
 #[derive(Subcommand)]
@@ -415,6 +425,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
                 .map(|cidr| cidr.trim().to_string())
                 .filter(|cidr| !cidr.is_empty())
                 .collect(),
+            node_monitor_grace_period: args.node_monitor_grace_period,
             ..controllers::ControllerOptions::default()
         };
         let lock =

@@ -2,33 +2,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
-
-/// A `krust sim` child, killed on drop.
-struct Sim(Child);
-
-impl Sim {
-    fn start(cluster: &Cluster, nodes: usize) -> Sim {
-        let child = Command::new(env!("CARGO_BIN_EXE_krust"))
-            .args(["sim", "--nodes", &nodes.to_string(), "--kubeconfig"])
-            .arg(cluster.kubeconfig())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Sim(child)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Cluster, Sim};
 
 fn image_of(cluster: &Cluster) -> String {
     cluster.ok(&[

@@ -38,7 +38,7 @@ pub use flags::{FlagError, parse_label, parse_quantity, parse_taint};
 pub use k8s_openapi::api::core::v1::Taint;
 pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE};
 pub use node::{CONTAINER_RUNTIME_VERSION, KUBELET_VERSION, SIMULATED_LABEL};
-pub use pod_status::COMPLETE_AFTER_ANNOTATION;
+pub use pod_status::{COMPLETE_AFTER_ANNOTATION, parse_duration};
 
 /// What to simulate.
 #[derive(Clone, Debug)]

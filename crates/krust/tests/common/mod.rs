@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use bench::server::KrustServer;
 use serde_json::Value;
@@ -238,4 +238,40 @@ fn succeeded(args: &[&str], output: Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// A `krust sim` child simulating nodes for a cluster; killed on drop.
+pub struct Sim(Child);
+
+impl Sim {
+    /// `nodes` nodes named `sim-node-N`.
+    pub fn start(cluster: &Cluster, nodes: usize) -> Sim {
+        Self::start_named(cluster, nodes, "sim-node-")
+    }
+
+    /// `nodes` nodes named `PREFIX` followed by their number.
+    pub fn start_named(cluster: &Cluster, nodes: usize, prefix: &str) -> Sim {
+        let child = Command::new(env!("CARGO_BIN_EXE_krust"))
+            .args([
+                "sim",
+                "--nodes",
+                &nodes.to_string(),
+                "--name-prefix",
+                prefix,
+            ])
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Sim(child)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

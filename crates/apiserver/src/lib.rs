@@ -7,6 +7,7 @@ pub mod body;
 pub mod cache;
 pub mod discovery;
 pub mod field_validation;
+pub mod join;
 pub mod kubeconfig;
 pub mod objects;
 pub mod openapi;

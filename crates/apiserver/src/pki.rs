@@ -187,6 +187,25 @@ impl Pki {
         Ok((pem_encode("CERTIFICATE", &cert_der), key.serialize_pem()))
     }
 
+    /// Issues a serving certificate (CN `common_name`) for `sans`, e.g. a
+    /// kubelet's node name and addresses, so the API server can verify it.
+    ///
+    /// Returns the certificate and its fresh private key, both PEM.
+    pub fn issue_serving_certificate(
+        &self,
+        common_name: &str,
+        sans: &[String],
+    ) -> Result<(String, String), PkiError> {
+        let requested = parse_subject_alt_names(sans)?;
+        let (cert_der, key) = self.ca.issue(
+            &encode_subject(common_name, &[]),
+            requested.iter().map(RequestedSan::to_rcgen).collect(),
+            ExtendedKeyUsagePurpose::ServerAuth,
+            SERVING_LIFETIME,
+        )?;
+        Ok((pem_encode("CERTIFICATE", &cert_der), key.serialize_pem()))
+    }
+
     pub fn ca_certificate_pem(&self) -> &str {
         &self.ca.cert_pem
     }

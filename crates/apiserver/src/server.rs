@@ -46,6 +46,8 @@ struct AppState {
     /// pods/log, exec, attach, portforward, nodes/proxy and services/proxy: requests forwarded to kubelets
     /// and backends.
     proxy: crate::proxy::Proxy,
+    /// Signs joining nodes' certificates.
+    pki: Arc<Pki>,
 }
 
 /// The identity a TLS connection's client certificate proved, if any.
@@ -56,6 +58,7 @@ struct ConnectionIdentity(Option<UserInfo>);
 pub struct RunningServer {
     pub address: SocketAddr,
     pub kubeconfig: PathBuf,
+    pki: Arc<Pki>,
     router: Router,
     serving: tokio::task::JoinHandle<()>,
 }
@@ -105,6 +108,16 @@ impl RunningServer {
         }
     }
 
+    /// The credentials of node `request.node_name`, as a joining agent
+    /// gets them from `/v1-krust/node-credentials` (for an agent inside this
+    /// process).
+    pub fn node_credentials(
+        &self,
+        request: &crate::join::NodeCredentialsRequest,
+    ) -> Result<crate::join::NodeCredentials, crate::status::ApiError> {
+        crate::join::issue_node_credentials(&self.pki, request)
+    }
+
     /// Serves until the process ends or the task fails.
     pub async fn wait(mut self) -> anyhow::Result<()> {
         (&mut self.serving).await?;
@@ -134,6 +147,7 @@ pub async fn start(
     let pki_dir = config.data_dir.join("tls");
     let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&pki_dir, &sans)).await??;
     let tls = crate::tls::server_config(&pki)?;
+    let pki = Arc::new(pki);
 
     let host = match address.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -160,6 +174,7 @@ pub async fn start(
         },
         tokens: TokenAuthenticator::new(config.tokens.clone()),
         proxy: crate::proxy::Proxy::new(&pki)?,
+        pki: pki.clone(),
     });
     bootstrap(&state.rest, kubernetes_service_ip, address.port()).await?;
     let router = router(state);
@@ -202,6 +217,7 @@ pub async fn start(
     Ok(RunningServer {
         address,
         kubeconfig: admin_kubeconfig,
+        pki,
         router: local_router,
         serving,
     })
@@ -217,10 +233,11 @@ fn router(state: Arc<AppState>) -> Router {
 /// Lets a request through with a proven identity, or answers 401.
 async fn authenticate(
     State(state): State<Arc<AppState>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if auth::is_anonymous_path(request.uri().path()) {
+    let path = request.uri().path();
+    if auth::is_anonymous_path(path) || path == crate::join::CACERTS_PATH {
         return next.run(request).await;
     }
     let from_certificate = request
@@ -235,8 +252,46 @@ async fn authenticate(
             .and_then(|value| state.tokens.authenticate(value))
     });
     match user {
-        Some(_) => next.run(request).await,
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
         None => ApiError::unauthorized().into_response(),
+    }
+}
+
+/// `POST /v1-krust/node-credentials`: a joining node's certificates.
+async fn node_credentials(state: &AppState, method: Method, request: Request) -> Response {
+    if method != Method::POST {
+        return ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )
+        .into_response();
+    }
+    let allowed = request
+        .extensions()
+        .get::<UserInfo>()
+        .is_some_and(crate::join::may_join);
+    if !allowed {
+        return ApiError::forbidden("only a server token's holder may join nodes").into_response();
+    }
+    let Some(body) = read_body(request.into_body()).await else {
+        return ApiError::too_large("the request body is too large").into_response();
+    };
+    let wanted: crate::join::NodeCredentialsRequest = match serde_json::from_slice(&body) {
+        Ok(wanted) => wanted,
+        Err(error) => {
+            return ApiError::bad_request(format!("invalid node credentials request: {error}"))
+                .into_response();
+        }
+    };
+    match crate::join::issue_node_credentials(&state.pki, &wanted) {
+        Ok(credentials) => json_response(
+            200,
+            &serde_json::to_value(credentials).unwrap_or_default(),
+            "application/json",
+        ),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -314,6 +369,17 @@ async fn dispatch(
             };
         }
         "/version" => return json_response(200, &discovery::version(), "application/json"),
+        crate::join::CACERTS_PATH if method == Method::GET => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/x-pem-file")],
+                state.pki.ca_certificate_pem().to_string(),
+            )
+                .into_response();
+        }
+        crate::join::NODE_CREDENTIALS_PATH => {
+            return node_credentials(&state, method, request).await;
+        }
         _ => {}
     }
     // Proxied subresources stream their bodies and may upgrade the connection, so they are routed before

@@ -109,6 +109,8 @@ async fn wait_for_nodes(server: &ServerProcess, count: usize) -> anyhow::Result<
 
 #[derive(serde::Deserialize)]
 struct WatchLine {
+    #[serde(rename = "type")]
+    kind: String,
     object: WatchedPod,
 }
 
@@ -123,12 +125,84 @@ struct WatchedPod {
 struct WatchedMeta {
     #[serde(default)]
     name: String,
+    #[serde(rename = "resourceVersion", default)]
+    resource_version: String,
 }
 
 #[derive(serde::Deserialize)]
 struct WatchedSpec {
     #[serde(rename = "nodeName", default)]
     node_name: Option<String>,
+}
+
+/// Counts pods `pod-0..pods` as bound when a watch event first shows their
+/// nodeName, recording when; a watch the server cuts off (a slow reader
+/// gets a 429 ERROR event) is resumed from the last resourceVersion seen.
+async fn watch_bindings(
+    server: &ServerProcess,
+    mut revision: String,
+    pods: usize,
+    origin: Instant,
+    bound_at: &[AtomicU64],
+) -> anyhow::Result<usize> {
+    let mut bound = 0usize;
+    let mut resumed = 0usize;
+    while bound < pods {
+        let mut sender = server.connect().await?;
+        let path = format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={revision}");
+        let response = sender.send_request(request("GET", &path, None)).await?;
+        if !response.status().is_success() {
+            bail!("watch from {revision} answered {}", response.status());
+        }
+        let mut stream = response.into_body().into_data_stream();
+        let mut buffer = Vec::new();
+        'events: while bound < pods {
+            let Some(Ok(chunk)) = stream.next().await else {
+                break;
+            };
+            buffer.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
+                let line = &buffer[start..start + end];
+                start += end + 1;
+                let Ok(event) = serde_json::from_slice::<WatchLine>(line) else {
+                    continue;
+                };
+                if event.kind == "ERROR" {
+                    break 'events;
+                }
+                revision = event.object.metadata.resource_version.clone();
+                let has_node = event
+                    .object
+                    .spec
+                    .and_then(|s| s.node_name)
+                    .is_some_and(|n| !n.is_empty());
+                let index = event
+                    .object
+                    .metadata
+                    .name
+                    .rsplit('-')
+                    .next()
+                    .and_then(|i| i.parse::<usize>().ok());
+                if let (true, Some(index)) = (has_node, index)
+                    && index < pods
+                    && bound_at[index].load(Ordering::Relaxed) == 0
+                {
+                    let at = origin.elapsed().as_micros().max(1) as u64;
+                    bound_at[index].store(at, Ordering::Relaxed);
+                    bound += 1;
+                }
+            }
+            buffer.drain(..start);
+        }
+        if bound < pods {
+            resumed += 1;
+            if resumed > 100 {
+                bail!("the watch was cut off {resumed} times; {bound} of {pods} pods seen bound");
+            }
+        }
+    }
+    Ok(bound)
 }
 
 /// One end-to-end measurement: fresh server and sim, `pods` pods of `case`.
@@ -138,8 +212,12 @@ async fn measure(
     pods: usize,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let server =
-        ServerProcess::start_with(&bench.krust, &bench.dir, "krust-bench-scheduler-", &[])?;
+    let server = Arc::new(ServerProcess::start_with(
+        &bench.krust,
+        &bench.dir,
+        "krust-bench-scheduler-",
+        &[],
+    )?);
     let kubeconfig = server.server.kubeconfig();
     let sim = SimProcess(
         Command::new(&bench.krust)
@@ -172,59 +250,16 @@ async fn measure(
             .unwrap_or("0")
             .to_string()
     };
-    let mut watch_sender = server.connect().await?;
-    let path = format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={revision}");
-    let mut stream = watch_sender
-        .send_request(request("GET", &path, None))
-        .await?
-        .into_body()
-        .into_data_stream();
 
     let origin = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..pods).map(|_| AtomicU64::new(0)).collect());
     let bound_at: Arc<Vec<AtomicU64>> = Arc::new((0..pods).map(|_| AtomicU64::new(0)).collect());
     let watcher = {
         let bound_at = bound_at.clone();
-        tokio::spawn(async move {
-            let mut buffer = Vec::new();
-            let mut bound = 0usize;
-            while bound < pods {
-                let Some(Ok(chunk)) = stream.next().await else {
-                    break;
-                };
-                buffer.extend_from_slice(&chunk);
-                let mut start = 0;
-                while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
-                    let line = &buffer[start..start + end];
-                    start += end + 1;
-                    let Ok(event) = serde_json::from_slice::<WatchLine>(line) else {
-                        continue;
-                    };
-                    let has_node = event
-                        .object
-                        .spec
-                        .and_then(|s| s.node_name)
-                        .is_some_and(|n| !n.is_empty());
-                    let index = event
-                        .object
-                        .metadata
-                        .name
-                        .rsplit('-')
-                        .next()
-                        .and_then(|i| i.parse::<usize>().ok());
-                    if let (true, Some(index)) = (has_node, index)
-                        && index < pods
-                        && bound_at[index].load(Ordering::Relaxed) == 0
-                    {
-                        let at = origin.elapsed().as_micros().max(1) as u64;
-                        bound_at[index].store(at, Ordering::Relaxed);
-                        bound += 1;
-                    }
-                }
-                buffer.drain(..start);
-            }
-            bound
-        })
+        let server = server.clone();
+        tokio::spawn(
+            async move { watch_bindings(&server, revision, pods, origin, &bound_at).await },
+        )
     };
 
     let case_name = case.to_string();
@@ -250,7 +285,7 @@ async fn measure(
     .await?;
     let bound = tokio::time::timeout(Duration::from_secs(600), watcher)
         .await
-        .context("pods still unbound after 600 s")??;
+        .context("pods still unbound after 600 s")???;
     let first_create = sent_at
         .iter()
         .map(|t| t.load(Ordering::Relaxed))

@@ -36,7 +36,11 @@ use tokio::task::JoinSet;
 
 pub use flags::{FlagError, parse_label, parse_quantity, parse_taint};
 pub use k8s_openapi::api::core::v1::Taint;
+/// What a real kubelet reports the same way: its Lease and the conditions
+/// of a healthy node (used by the agent).
+pub use lease::renew as renew_node_lease;
 pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE};
+pub use node::conditions as healthy_node_conditions;
 pub use node::{CONTAINER_RUNTIME_VERSION, KUBELET_VERSION, SIMULATED_LABEL};
 pub use pod_status::{COMPLETE_AFTER_ANNOTATION, parse_duration};
 

@@ -2,6 +2,7 @@
 
 pub mod cni;
 pub mod host;
+pub mod join;
 pub mod node;
 pub mod registration;
 

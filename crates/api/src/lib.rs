@@ -6,6 +6,7 @@
 
 pub mod conversion;
 pub mod defaults;
+pub mod join;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;

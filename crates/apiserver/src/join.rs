@@ -1,41 +1,12 @@
-//! Node joining: the cluster CA for agents (`GET /cacerts`, as k3s serves it) and, for a holder of a server token, a node's client and serving certificates (`POST /v1-krust/node-credentials`).
+//! Node joining on the server side: who may obtain node certificates (`POST /v1-krust/node-credentials`) and issuing them from the cluster CA.
 
-use serde::{Deserialize, Serialize};
+pub use api::join::{
+    CACERTS_PATH, NODE_CREDENTIALS_PATH, NODES_GROUP, NodeCredentials, NodeCredentialsRequest,
+};
 
 use crate::auth::{TOKEN_USER, UserInfo};
 use crate::pki::Pki;
 use crate::status::ApiError;
-
-/// Served without authentication: an agent reads the CA before it holds
-/// any credential, like k3s's `/cacerts`.
-pub const CACERTS_PATH: &str = "/cacerts";
-/// Where an agent holding a server token gets its node certificates.
-pub const NODE_CREDENTIALS_PATH: &str = "/v1-krust/node-credentials";
-/// The group every node's client certificate names (upstream's Node authorizer reads it).
-pub const NODES_GROUP: &str = "system:nodes";
-
-/// What an agent asks for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeCredentialsRequest {
-    /// The Node's name; the client certificate names `system:node:NAME`.
-    pub node_name: String,
-    /// Names and IPs the kubelet's serving certificate must carry besides
-    /// the node name.
-    #[serde(default)]
-    pub addresses: Vec<String>,
-}
-
-/// What the agent gets back, all PEM.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeCredentials {
-    pub ca_certificate: String,
-    pub client_certificate: String,
-    pub client_key: String,
-    pub serving_certificate: String,
-    pub serving_key: String,
-}
 
 /// Whether `user` may obtain node credentials: a server token's holder or
 /// a cluster admin (k3s lets the server token join agents the same way).

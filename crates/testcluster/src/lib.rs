@@ -14,6 +14,9 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
+    /// The server token the cluster accepts (agents join with it).
+    pub const TOKEN: &str = "testcluster-token";
+
     pub async fn start() -> anyhow::Result<TestCluster> {
         let data_dir = tempfile::tempdir()?;
         let storage = storage::open("memory://", &storage::OpenOptions::default()).await?;
@@ -21,7 +24,7 @@ impl TestCluster {
         let config = ServerConfig {
             data_dir: data_dir.path().to_path_buf(),
             write_kubeconfig: None,
-            tokens: Vec::new(),
+            tokens: vec![Self::TOKEN.to_string()],
             service_cidr: apiserver::allocator::ServiceCidr::parse("10.43.0.0/16")
                 .map_err(anyhow::Error::msg)?,
             node_ips: Vec::new(),
@@ -43,6 +46,11 @@ impl TestCluster {
     /// A client over HTTPS, as a kubeconfig user would connect.
     pub async fn https_client(&self) -> anyhow::Result<kube::Client> {
         client::from_kubeconfig(&self.server.kubeconfig).await
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.server.address)
     }
 
     /// The admin kubeconfig (HTTPS on loopback).

@@ -1,14 +1,24 @@
 //! The node agent: registers this machine as a Node, keeps its Lease and status fresh, and runs the pods bound to it through containerd's CRI.
 
 pub mod cni;
+pub mod cri_config;
 pub mod host;
 pub mod join;
 pub mod node;
+pub mod observe;
+pub mod pod_workers;
 pub mod registration;
+pub mod runtime;
+pub mod sync;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// The kubelet version Nodes report: the API's Kubernetes version.
+pub const KUBELET_VERSION: &str = concat!("v1.33.0+krust-", env!("CARGO_PKG_VERSION"));
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -26,5 +36,139 @@ pub struct AgentConfig {
     pub private_registry: PathBuf,
     /// The Linux bridge pods join.
     pub cni_bridge: String,
-    pub kubelet_version: String,
+    /// The kubelet's HTTPS port.
+    pub kubelet_port: u16,
+}
+
+impl AgentConfig {
+    /// What the kubelet's serving certificate must name.
+    pub fn credentials_request(&self) -> api::join::NodeCredentialsRequest {
+        api::join::NodeCredentialsRequest {
+            node_name: self.node_name.clone(),
+            addresses: vec![
+                self.node_ip.to_string(),
+                "127.0.0.1".to_string(),
+                host::hostname(),
+            ],
+        }
+    }
+}
+
+/// `krust agent`: joins the cluster at `server_url` with `token`, then runs
+/// until `shutdown` completes.
+pub async fn join_and_run(
+    server_url: &str,
+    token: &str,
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let credentials = join::join(server_url, token, &config.credentials_request())
+        .await
+        .with_context(|| format!("joining {server_url}"))?;
+    let files = join::NodeFiles::under(&config.data_dir);
+    files.write(server_url, &credentials)?;
+    let client = client::from_kubeconfig(&files.kubeconfig).await?;
+    run(client, config, credentials, shutdown).await
+}
+
+/// The Node's pod ranges, once node IPAM has assigned them.
+async fn wait_for_pod_cidrs(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let spec = nodes.get(name).await?.spec.unwrap_or_default();
+        let cidrs = match (spec.pod_cidrs, spec.pod_cidr) {
+            (Some(cidrs), _) if !cidrs.is_empty() => cidrs,
+            (_, Some(cidr)) => vec![cidr],
+            _ => Vec::new(),
+        };
+        if !cidrs.is_empty() {
+            return Ok(cidrs);
+        }
+        if !told && started.elapsed() > std::time::Duration::from_secs(10) {
+            tracing::warn!(node = %name, "waiting for the node's podCIDR (is the nodeipam controller running?)");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the node: the container runtime, the Node's registration and
+/// heartbeats, until `shutdown` completes or a part fails.
+pub async fn run(
+    client: kube::Client,
+    config: AgentConfig,
+    credentials: api::join::NodeCredentials,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let runtime = runtime::NodeRuntime::start(&config).await?;
+    let host = host::HostFacts::read(&config.data_dir);
+    let identity = node::NodeIdentity {
+        name: config.node_name.clone(),
+        internal_ip: config.node_ip,
+        control_plane: config.control_plane,
+        labels: config.labels.clone(),
+        container_runtime_version: runtime.version.clone(),
+        kubelet_version: KUBELET_VERSION.to_string(),
+    };
+    let registered = registration::register(&client, &identity, &host).await?;
+    tracing::info!(node = %registered.name, runtime = %runtime.version, "node registered");
+    let _ = credentials;
+    let mut parts = tokio::task::JoinSet::new();
+    parts.spawn({
+        let (client, identity, registered, data_dir) = (
+            client.clone(),
+            identity.clone(),
+            registered.clone(),
+            config.data_dir.clone(),
+        );
+        async move {
+            registration::keep_alive(client, identity, registered, data_dir).await;
+            Ok(())
+        }
+    });
+
+    let pod_cidrs = wait_for_pod_cidrs(&client, &config.node_name).await?;
+    let network = cni::PodNetwork {
+        pod_cidrs,
+        bridge: config.cni_bridge.clone(),
+        ipam_data_dir: config.data_dir.join("cni"),
+    };
+    cni::write(&runtime.cni_conf_dir, &network)?;
+
+    let host_dns = cri_config::HostDns::parse(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    );
+    let memory = i64::try_from(host.memory_bytes).unwrap_or(i64::MAX);
+    let settings = kubelet::resources::ResourceSettings {
+        cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+        ..kubelet::resources::ResourceSettings::new(memory)
+    };
+    let syncer = std::sync::Arc::new(sync::NodeSyncer::new(
+        client.clone(),
+        std::sync::Arc::new(runtime.client.clone()),
+        config.node_name.clone(),
+        config.node_ip.to_string(),
+        config.data_dir.join("pod-logs"),
+        host_dns,
+        settings,
+        node::allocatable(&host),
+    ));
+    let store = pod_workers::PodStore::default();
+    parts.spawn(pod_workers::run(
+        client.clone(),
+        config.node_name.clone(),
+        store,
+        syncer,
+    ));
+    tokio::select! {
+        _ = shutdown => {}
+        Some(ended) = parts.join_next() => {
+            ended.context("an agent task panicked")??;
+        }
+    }
+    parts.shutdown().await;
+    runtime.stop().await;
+    Ok(())
 }

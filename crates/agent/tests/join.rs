@@ -24,9 +24,18 @@ async fn a_token_holder_gets_node_certificates_that_work() -> anyhow::Result<()>
     let files = NodeFiles::under(dir.path());
     files.write(&cluster.url(), &credentials)?;
     let client = client::from_kubeconfig(&files.kubeconfig).await?;
-    let namespaces = Api::<Namespace>::all(client).list(&Default::default()).await?;
-    assert!(namespaces.items.iter().any(|n| n.metadata.name.as_deref() == Some("default")));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&files.serving_key)?.permissions());
+    let namespaces = Api::<Namespace>::all(client)
+        .list(&Default::default())
+        .await?;
+    assert!(
+        namespaces
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&files.serving_key)?.permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
     Ok(())
 }
@@ -37,7 +46,10 @@ async fn a_wrong_token_or_a_bad_node_name_is_refused() -> anyhow::Result<()> {
     let wrong = join(&cluster.url(), "not-the-token", &request("worker-1"))
         .await
         .unwrap_err();
-    assert!(format!("{wrong:#}").contains("rejected the token (401)"), "{wrong:#}");
+    assert!(
+        format!("{wrong:#}").contains("rejected the token (401)"),
+        "{wrong:#}"
+    );
     let bad = join(&cluster.url(), TestCluster::TOKEN, &request("Not_A_Name"))
         .await
         .unwrap_err();

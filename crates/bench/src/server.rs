@@ -24,10 +24,21 @@ impl KrustServer {
         data_dir: tempfile::TempDir,
         extra_args: &[&str],
     ) -> anyhow::Result<KrustServer> {
+        let mut args = vec!["--disable-agent"];
+        args.extend_from_slice(extra_args);
+        Self::start_node(krust, data_dir, &args)
+    }
+
+    /// Like [`KrustServer::start`], but the server also runs its embedded
+    /// agent (this machine as a node) unless `extra_args` say otherwise.
+    pub fn start_node(
+        krust: &Path,
+        data_dir: tempfile::TempDir,
+        extra_args: &[&str],
+    ) -> anyhow::Result<KrustServer> {
         let mut child = Command::new(krust)
             .args([
                 "server",
-                "--disable-agent",
                 "--bind-address",
                 "127.0.0.1",
                 "--https-listen-port",

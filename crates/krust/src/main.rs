@@ -21,8 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane: the Kubernetes API over HTTPS on the chosen datastore.
+    /// Run the control plane: the Kubernetes API over HTTPS on the chosen datastore (and, unless --disable-agent, this machine as a node).
     Server(ServerArgs),
+    /// Join a cluster as a node: register this machine and run its pods through containerd.
+    Agent(AgentArgs),
     /// Run a benchmark and print one `bench=NAME key=value ...` line per configuration.
     Bench {
         #[command(subcommand)]
@@ -63,6 +65,66 @@ enum Command {
     },
 }
 
+/// How this machine runs as a node (`krust agent`, or `krust server`'s embedded agent).
+#[derive(clap::Args, Clone)]
+struct NodeArgs {
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The address other nodes reach this one on (default: the source address of the default route).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// A label of the Node, key=value (repeatable).
+    #[arg(long = "node-label", value_parser = sim::parse_label)]
+    node_labels: Vec<(String, String)>,
+    /// A CRI socket to use (e.g. unix:///run/containerd/containerd.sock) instead of starting a private containerd.
+    #[arg(long)]
+    container_runtime_endpoint: Option<String>,
+    /// Registry mirrors and credentials in k3s's registries.yaml format (default: DATA_DIR/registries.yaml).
+    #[arg(long)]
+    private_registry: Option<PathBuf>,
+    /// The Linux bridge pods join.
+    #[arg(long, default_value = "krust0")]
+    cni_bridge: String,
+    /// The kubelet's HTTPS port.
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+}
+
+impl NodeArgs {
+    fn agent_config(&self, data_dir: &std::path::Path, control_plane: bool) -> agent::AgentConfig {
+        agent::AgentConfig {
+            node_name: self.node_name.clone().unwrap_or_else(agent::host::hostname),
+            data_dir: data_dir.join("agent"),
+            node_ip: self.node_ip.unwrap_or_else(agent::host::default_node_ip),
+            control_plane,
+            labels: self.node_labels.iter().cloned().collect(),
+            container_runtime_endpoint: self.container_runtime_endpoint.clone(),
+            private_registry: self
+                .private_registry
+                .clone()
+                .unwrap_or_else(|| data_dir.join("registries.yaml")),
+            cni_bridge: self.cni_bridge.clone(),
+            kubelet_port: self.kubelet_port,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The API server, https://HOST:PORT.
+    #[arg(long)]
+    server: String,
+    /// A server token (`krust server --token`).
+    #[arg(long)]
+    token: String,
+    /// Where containerd's state, pod logs and volumes live.
+    #[arg(long, default_value = "/var/lib/krust")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
 #[derive(clap::Args)]
 struct ServerArgs {
     /// Where the database, certificates and kubeconfig live.
@@ -95,9 +157,11 @@ struct ServerArgs {
     /// Services' virtual IP range; its first address is the `kubernetes` Service's.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
-    /// Run no agent in this process. (No agent exists yet: every server runs without one.)
+    /// Run no agent in this process: a control plane without a node.
     #[arg(long)]
     disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Pod address range; each node gets a /24 (IPv4) or /64 (IPv6) of it.
     /// Comma-separated for dual stack.
     #[arg(long, default_value = "10.42.0.0/16")]
@@ -242,6 +306,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Agent(args) => runtime.block_on(async {
+            let config = args.node.agent_config(&args.data_dir, false);
+            agent::join_and_run(&args.server, &args.token, config, sim::termination_signal()).await
+        }),
         Command::Sim {
             kubeconfig,
             nodes,
@@ -452,6 +520,22 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
                     scheduler::run::SchedulerConfig::default(),
                 )
             },
+        ));
+    }
+    if !args.disable_agent {
+        let config = args.node.agent_config(&args.data_dir, true);
+        let credentials = running
+            .node_credentials(&config.credentials_request())
+            .map_err(|error| {
+                anyhow::anyhow!("issuing this node's certificates: {}", error.message)
+            })?;
+        let user = format!("system:node:{}", config.node_name);
+        let client = client::over_service(running.local_service(&user, &["system:nodes"]));
+        components.spawn(agent::run(
+            client,
+            config,
+            credentials,
+            std::future::pending(),
         ));
     }
     eprintln!(

@@ -69,6 +69,24 @@ impl Cluster {
         }
     }
 
+    /// A server that is also a node (its embedded agent runs real
+    /// containers through a private containerd), with `extra_args`.
+    pub fn start_node(extra_args: &[&str]) -> Cluster {
+        let mut args = vec!["--token", TOKEN];
+        args.extend_from_slice(extra_args);
+        let server = KrustServer::start_node(
+            Path::new(env!("CARGO_BIN_EXE_krust")),
+            tempfile::tempdir().unwrap(),
+            &args,
+        )
+        .unwrap();
+        Cluster {
+            server,
+            kubectl: PathBuf::from(KUBECTL),
+            kubectl_cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// Drives the server with another kubectl binary.
     pub fn using_kubectl(mut self, binary: &Path) -> Cluster {
         self.kubectl = binary.to_path_buf();

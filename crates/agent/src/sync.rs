@@ -1,0 +1,691 @@
+//! One pod's sync against containerd, as upstream kubelet's SyncPod: observe the runtime, ask the kubelet crate what to change, carry it out through CRI (sandbox, image pulls, containers, kills), report the status when it changed, and finish a deleted pod.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cri::{ImageService, RuntimeService, api};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodStatus, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kubelet::actions::{self, ActionsContext, ContainerStart, PodActions};
+use kubelet::backoff::ContainerBackoff;
+use kubelet::expansion::{self, EnvContext, StaticObjects};
+use kubelet::probes::ProbeResults;
+use kubelet::resources::{self, ResourceSettings};
+use kubelet::runtime_state::PodRuntimeState;
+use kubelet::spec::{self, ContainerKind};
+use kubelet::status::{self, StatusContext, WaitingReason};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::cri_config::{self, ContainerLaunch, HostDns};
+use crate::observe;
+use crate::pod_workers::{PodSyncer, SyncOutcome};
+
+/// Both CRI services, as containerd serves them on one socket.
+pub trait Runtime: RuntimeService + ImageService {}
+impl<T: RuntimeService + ImageService> Runtime for T {}
+
+/// Upstream's image pull backoff: 10 s doubling to 5 min.
+const IMAGE_BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const IMAGE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Everything a pod's sync needs, shared by all pod workers.
+pub struct NodeSyncer {
+    pub client: kube::Client,
+    pub runtime: Arc<dyn Runtime>,
+    pub node_name: String,
+    pub node_ip: String,
+    pub logs_root: PathBuf,
+    pub host_dns: HostDns,
+    pub resource_settings: ResourceSettings,
+    pub node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    pub recorder: client::EventRecorder,
+    state: Mutex<SyncState>,
+}
+
+/// What the kubelet remembers between syncs.
+struct SyncState {
+    backoff: ContainerBackoff,
+    probe_results: ProbeResults,
+    /// Per pod UID, why containers could not start (ErrImagePull, …).
+    waiting: HashMap<String, BTreeMap<String, WaitingReason>>,
+    /// Per image, when pulling it may be tried again.
+    image_backoff: HashMap<String, (Instant, Duration)>,
+    /// Per pod UID, the status last written.
+    written: HashMap<String, PodStatus>,
+}
+
+impl NodeSyncer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        runtime: Arc<dyn Runtime>,
+        node_name: String,
+        node_ip: String,
+        logs_root: PathBuf,
+        host_dns: HostDns,
+        resource_settings: ResourceSettings,
+        node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    ) -> NodeSyncer {
+        let recorder = client::EventRecorder::new(client.clone(), "kubelet");
+        NodeSyncer {
+            client,
+            runtime,
+            node_name,
+            node_ip,
+            logs_root,
+            host_dns,
+            resource_settings,
+            node_allocatable,
+            recorder,
+            state: Mutex::new(SyncState {
+                backoff: ContainerBackoff::new(Duration::from_secs(10), Duration::from_secs(300)),
+                probe_results: ProbeResults::default(),
+                waiting: HashMap::new(),
+                image_backoff: HashMap::new(),
+                written: HashMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops and removes everything the runtime holds for `uid`.
+    async fn tear_down(&self, uid: &str, grace: Duration) -> Result<(), cri::CriError> {
+        let state = observe::observe_pod(self.runtime.as_ref(), uid).await?;
+        for container in &state.containers {
+            if container.state != kubelet::runtime_state::ContainerRunState::Exited {
+                self.runtime
+                    .stop_container(&container.id, grace)
+                    .await
+                    .or_else(not_found_ok)?;
+            }
+        }
+        for sandbox in &state.sandboxes {
+            self.runtime
+                .stop_pod_sandbox(&sandbox.id)
+                .await
+                .or_else(not_found_ok)?;
+            self.runtime
+                .remove_pod_sandbox(&sandbox.id)
+                .await
+                .or_else(not_found_ok)?;
+        }
+        for container in &state.containers {
+            self.runtime
+                .remove_container(&container.id)
+                .await
+                .or_else(not_found_ok)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the ConfigMaps and Secrets the pod's env refers to.
+    async fn env_objects(&self, pod: &Pod) -> StaticObjects {
+        let namespace = spec::pod_namespace(pod).to_string();
+        let mut objects = StaticObjects::default();
+        let containers = spec::init_containers(pod)
+            .iter()
+            .chain(spec::containers(pod));
+        let mut config_maps = Vec::new();
+        let mut secrets = Vec::new();
+        for container in containers {
+            for env in container.env.iter().flatten() {
+                if let Some(source) = &env.value_from {
+                    if let Some(key) = &source.config_map_key_ref {
+                        config_maps.push(key.name.clone());
+                    }
+                    if let Some(key) = &source.secret_key_ref {
+                        secrets.push(key.name.clone());
+                    }
+                }
+            }
+            for from in container.env_from.iter().flatten() {
+                if let Some(source) = &from.config_map_ref {
+                    config_maps.push(source.name.clone());
+                }
+                if let Some(source) = &from.secret_ref {
+                    secrets.push(source.name.clone());
+                }
+            }
+        }
+        config_maps.sort();
+        config_maps.dedup();
+        secrets.sort();
+        secrets.dedup();
+        let config_map_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &namespace);
+        for name in config_maps {
+            if let Ok(Some(config_map)) = config_map_api.get_opt(&name).await {
+                objects.config_maps.insert(
+                    (namespace.clone(), name),
+                    config_map.data.unwrap_or_default(),
+                );
+            }
+        }
+        let secret_api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        for name in secrets {
+            if let Ok(Some(secret)) = secret_api.get_opt(&name).await {
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(key, value)| (key, value.0))
+                    .collect();
+                objects.secrets.insert((namespace.clone(), name), data);
+            }
+        }
+        objects
+    }
+
+    /// Makes the container's image present per its pull policy; returns the
+    /// image reference to create from, or the waiting reason.
+    async fn ensure_image(
+        &self,
+        pod: &Pod,
+        container: &Container,
+    ) -> Result<String, WaitingReason> {
+        let image = container.image.clone().unwrap_or_default();
+        let policy = container.image_pull_policy.clone().unwrap_or_else(|| {
+            if image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or("").contains(':') {
+                "Always".to_string()
+            } else {
+                "IfNotPresent".to_string()
+            }
+        });
+        let present = match self
+            .runtime
+            .image_status(cri::image_spec(&image), false)
+            .await
+        {
+            Ok(status) => status.image.map(|image| image.id),
+            Err(error) => {
+                return Err(WaitingReason {
+                    reason: "ErrImageInspect".into(),
+                    message: format!("Failed to inspect image \"{image}\": {}", error.message()),
+                });
+            }
+        };
+        match (&present, policy.as_str()) {
+            (Some(id), "IfNotPresent") | (Some(id), "Never") => {
+                return Ok(id.clone());
+            }
+            (None, "Never") => {
+                let message =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.recorder
+                    .warning(pod, "ErrImageNeverPull", message.clone());
+                return Err(WaitingReason {
+                    reason: "ErrImageNeverPull".into(),
+                    message,
+                });
+            }
+            _ => {}
+        }
+        // Always pulls, but a locally built image (offline) that is present
+        // and cannot be pulled is still used, as k3s's airgap images are.
+        if let Some((until, _)) = self.state().image_backoff.get(&image).copied()
+            && Instant::now() < until
+        {
+            if let Some(id) = present {
+                return Ok(id);
+            }
+            let message = format!("Back-off pulling image \"{image}\"");
+            self.recorder.normal(pod, "BackOff", message.clone());
+            return Err(WaitingReason {
+                reason: "ImagePullBackOff".into(),
+                message,
+            });
+        }
+        self.recorder
+            .normal(pod, "Pulling", format!("Pulling image \"{image}\""));
+        let started = std::time::Instant::now();
+        match self
+            .runtime
+            .pull_image(cri::image_spec(&image), None, None)
+            .await
+        {
+            Ok(reference) => {
+                self.state().image_backoff.remove(&image);
+                self.recorder.normal(
+                    pod,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image \"{image}\" in {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                Ok(reference)
+            }
+            Err(_) if present.is_some() => Ok(present.unwrap_or_default()),
+            Err(error) => {
+                let delay = {
+                    let mut state = self.state();
+                    let delay = state
+                        .image_backoff
+                        .get(&image)
+                        .map_or(IMAGE_BACKOFF_INITIAL, |(_, last)| {
+                            (*last * 2).min(IMAGE_BACKOFF_MAX)
+                        });
+                    state
+                        .image_backoff
+                        .insert(image.clone(), (Instant::now() + delay, delay));
+                    delay
+                };
+                let _ = delay;
+                let message = format!("Failed to pull image \"{image}\": {}", error.message());
+                self.recorder.warning(pod, "Failed", message.clone());
+                self.recorder
+                    .warning(pod, "Failed", "Error: ErrImagePull".to_string());
+                Err(WaitingReason {
+                    reason: "ErrImagePull".into(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Creates and starts one container in `sandbox_id`.
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        start: &ContainerStart,
+        sandbox_id: &str,
+        sandbox_config: &api::PodSandboxConfig,
+        pod_ips: &[String],
+        objects: &StaticObjects,
+    ) -> Result<(), WaitingReason> {
+        let Some((_, container)) = spec::find_container(pod, &start.name) else {
+            return Ok(());
+        };
+        let image_ref = self.ensure_image(pod, container).await?;
+        let resolved = {
+            let host_ips = vec![self.node_ip.clone()];
+            let env_context = EnvContext {
+                pod_ips,
+                host_ips: &host_ips,
+                node_allocatable: &self.node_allocatable,
+                objects,
+            };
+            expansion::resolve_env(pod, container, &env_context)
+        };
+        let resolved = resolved.map_err(|error| {
+            let message = error.to_string();
+            self.recorder
+                .warning(pod, "Failed", format!("Error: {message}"));
+            WaitingReason {
+                reason: "CreateContainerConfigError".into(),
+                message,
+            }
+        })?;
+        for skipped in &resolved.skipped {
+            self.recorder.warning(
+                pod,
+                "InvalidEnvironmentVariableNames",
+                skipped.event_message(spec::pod_namespace(pod)),
+            );
+        }
+        let (command, args) = expansion::expand_command_and_args(container, &resolved.vars);
+        let computed =
+            resources::linux_container_resources(pod, container, &self.resource_settings);
+        let launch = ContainerLaunch {
+            container,
+            attempt: start.restart_count.max(0) as u32,
+            image_ref,
+            command,
+            args,
+            env: resolved
+                .vars
+                .iter()
+                .map(|var| (var.name.clone(), var.value.clone()))
+                .collect(),
+            mounts: Vec::new(),
+            resources: api::LinuxContainerResources {
+                cpu_period: computed.cpu_period,
+                cpu_quota: computed.cpu_quota,
+                cpu_shares: computed.cpu_shares,
+                memory_limit_in_bytes: computed.memory_limit_in_bytes,
+                oom_score_adj: computed.oom_score_adj,
+                unified: computed.unified.into_iter().collect(),
+                ..Default::default()
+            },
+            spec_hash: format!("{:x}", spec::container_spec_hash(container)),
+            restart_count: start.restart_count,
+        };
+        let config = cri_config::container_config(pod, &launch);
+        let id = self
+            .runtime
+            .create_container(sandbox_id, config, sandbox_config.clone())
+            .await
+            .map_err(|error| {
+                let message = error.message().to_string();
+                self.recorder
+                    .warning(pod, "Failed", format!("Error: {message}"));
+                WaitingReason {
+                    reason: "CreateContainerError".into(),
+                    message,
+                }
+            })?;
+        self.recorder.normal(
+            pod,
+            "Created",
+            format!("Created container {}", container.name),
+        );
+        self.runtime.start_container(&id).await.map_err(|error| {
+            let message = error.message().to_string();
+            self.recorder.warning(
+                pod,
+                "Failed",
+                format!(
+                    "Error: failed to start container \"{}\": {message}",
+                    container.name
+                ),
+            );
+            WaitingReason {
+                reason: "RunContainerError".into(),
+                message,
+            }
+        })?;
+        self.recorder.normal(
+            pod,
+            "Started",
+            format!("Started container {}", container.name),
+        );
+        Ok(())
+    }
+
+    /// Carries out `plan`; returns the start failures by container name.
+    async fn apply(
+        &self,
+        pod: &Pod,
+        plan: &PodActions,
+        observed: &PodRuntimeState,
+    ) -> HashMap<String, WaitingReason> {
+        let mut failures = HashMap::new();
+        for kill in &plan.containers_to_kill {
+            if !kill.message.is_empty() {
+                self.recorder.normal(pod, "Killing", kill.message.clone());
+            }
+            let grace = Duration::from_secs(
+                kill.grace_period_seconds
+                    .max(actions::MINIMUM_GRACE_PERIOD_SECONDS) as u64,
+            );
+            if let Err(error) = self.runtime.stop_container(&kill.container_id, grace).await
+                && !error.is_not_found()
+            {
+                tracing::warn!(container = %kill.name, %error, "stopping a container");
+            }
+        }
+        if plan.kill_pod {
+            for sandbox in &plan.sandboxes_to_stop {
+                if let Err(error) = self.runtime.stop_pod_sandbox(sandbox).await
+                    && !error.is_not_found()
+                {
+                    tracing::warn!(%sandbox, %error, "stopping a sandbox");
+                }
+            }
+        }
+        for id in &plan.containers_to_remove {
+            let _ = self.runtime.remove_container(id).await;
+        }
+        if plan.init_containers_to_start.is_empty()
+            && plan.containers_to_start.is_empty()
+            && !plan.create_sandbox
+        {
+            return failures;
+        }
+
+        let qos = resources::pod_qos_class(pod);
+        let _ = qos;
+        let cgroup_parent = resources::pod_cgroup_name(pod).to_cgroupfs();
+        let sandbox_config = cri_config::sandbox_config(
+            pod,
+            plan.sandbox_attempt,
+            &self.logs_root,
+            &self.host_dns,
+            &cgroup_parent,
+        );
+        let sandbox_id = if plan.create_sandbox {
+            if let Err(error) = std::fs::create_dir_all(&sandbox_config.log_directory) {
+                tracing::warn!(%error, "creating the pod's log directory");
+            }
+            match self
+                .runtime
+                .run_pod_sandbox(sandbox_config.clone(), "")
+                .await
+            {
+                Ok(id) => id,
+                Err(error) => {
+                    self.recorder.warning(
+                        pod,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {}", error.message()),
+                    );
+                    return failures;
+                }
+            }
+        } else {
+            match &plan.existing_sandbox_id {
+                Some(id) => id.clone(),
+                None => return failures,
+            }
+        };
+        let pod_ips = match observe::observe_pod(self.runtime.as_ref(), spec::pod_uid(pod)).await {
+            Ok(state) => state
+                .sandboxes
+                .iter()
+                .find(|sandbox| sandbox.id == sandbox_id)
+                .map(|sandbox| sandbox.ips.clone())
+                .unwrap_or_default(),
+            Err(_) => observed
+                .newest_sandbox()
+                .map(|sandbox| sandbox.ips.clone())
+                .unwrap_or_default(),
+        };
+        let objects = self.env_objects(pod).await;
+        // Init containers one at a time (the plan holds at most the next
+        // one, or sidecars in order), then the regular containers.
+        for start in plan
+            .init_containers_to_start
+            .iter()
+            .chain(plan.containers_to_start.iter())
+        {
+            if let Err(reason) = self
+                .start_container(pod, start, &sandbox_id, &sandbox_config, &pod_ips, &objects)
+                .await
+            {
+                failures.insert(start.name.clone(), reason);
+                if start.kind == ContainerKind::Init {
+                    break;
+                }
+            }
+        }
+        failures
+    }
+
+    /// Writes the pod's status when it differs from what was last written.
+    async fn report(&self, pod: &Pod, observed: &PodRuntimeState, terminal: bool) {
+        let uid = spec::pod_uid(pod).to_string();
+        let new_status = {
+            let state = self.state();
+            let empty = BTreeMap::new();
+            let node_ips = [self.node_ip.clone()];
+            let context = StatusContext {
+                now: Timestamp::now(),
+                runtime_name: "containerd",
+                node_ips: &node_ips,
+                probe_results: &state.probe_results,
+                waiting_reasons: state.waiting.get(&uid).unwrap_or(&empty),
+                pod_is_terminal: terminal,
+            };
+            status::pod_status(pod, observed, &context)
+        };
+        let old_status = self
+            .state()
+            .written
+            .get(&uid)
+            .cloned()
+            .or_else(|| pod.status.clone())
+            .unwrap_or_default();
+        if !status::status_needs_write(&old_status, &new_status) {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), spec::pod_namespace(pod));
+        let patch = json!({ "metadata": { "uid": uid }, "status": new_status });
+        match pods
+            .patch_status(
+                spec::pod_name(pod),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.state().written.insert(uid, new_status);
+            }
+            Err(error) => {
+                tracing::debug!(pod = %spec::pod_name(pod), %error, "writing the pod status");
+            }
+        }
+    }
+
+    /// A deleted pod whose containers are all stopped: remove it from the
+    /// runtime and let the API server delete it for good.
+    async fn finish_deletion(&self, pod: &Pod) -> bool {
+        let uid = spec::pod_uid(pod).to_string();
+        if self.tear_down(&uid, Duration::from_secs(0)).await.is_err() {
+            return false;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), spec::pod_namespace(pod));
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match pods.delete(spec::pod_name(pod), &params).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => true,
+            Err(error) => {
+                tracing::warn!(pod = %spec::pod_name(pod), %error, "deleting the pod");
+                false
+            }
+        }
+    }
+}
+
+fn not_found_ok(error: cri::CriError) -> Result<(), cri::CriError> {
+    if error.is_not_found() {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+fn all_stopped(state: &PodRuntimeState) -> bool {
+    state
+        .containers
+        .iter()
+        .all(|container| container.state == kubelet::runtime_state::ContainerRunState::Exited)
+        && state
+            .sandboxes
+            .iter()
+            .all(|sandbox| sandbox.state != kubelet::runtime_state::SandboxState::Ready)
+}
+
+#[async_trait::async_trait]
+impl PodSyncer for NodeSyncer {
+    async fn sync(&self, uid: &str, pod: Option<Arc<Pod>>) -> SyncOutcome {
+        let Some(pod) = pod else {
+            // Gone from the API: nothing may keep running.
+            {
+                let mut state = self.state();
+                state.backoff.forget_pod(uid);
+                state.waiting.remove(uid);
+                state.written.remove(uid);
+            }
+            return match self.tear_down(uid, Duration::from_secs(2)).await {
+                Ok(()) => SyncOutcome::Finished,
+                Err(error) => {
+                    tracing::warn!(%uid, %error, "removing a deleted pod's containers");
+                    SyncOutcome::WakeAt(Instant::now() + Duration::from_secs(2))
+                }
+            };
+        };
+        let observed = match observe::observe_pod(self.runtime.as_ref(), uid).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                tracing::warn!(%uid, %error, "observing the runtime");
+                return SyncOutcome::WakeAt(Instant::now() + Duration::from_secs(1));
+            }
+        };
+        if spec::is_being_deleted(&pod) && all_stopped(&observed) {
+            return if self.finish_deletion(&pod).await {
+                SyncOutcome::Idle
+            } else {
+                SyncOutcome::WakeAt(Instant::now() + Duration::from_secs(1))
+            };
+        }
+        let now = Timestamp::now();
+        let plan = {
+            let state = self.state();
+            actions::compute_pod_actions(
+                &pod,
+                &observed,
+                &ActionsContext {
+                    now,
+                    probe_results: &state.probe_results,
+                    backoff: &state.backoff,
+                },
+            )
+        };
+        for wait in &plan.backing_off {
+            self.recorder
+                .warning(pod.as_ref(), "BackOff", wait.event_message.clone());
+        }
+        let failures = self.apply(&pod, &plan, &observed).await;
+        {
+            let mut state = self.state();
+            state.backoff.record_starts(&plan, now);
+            let waiting = state.waiting.entry(uid.to_string()).or_default();
+            waiting.clear();
+            waiting.extend(plan.waiting_reasons());
+            waiting.extend(failures.clone());
+        }
+        let after = match observe::observe_pod(self.runtime.as_ref(), uid).await {
+            Ok(after) => after,
+            Err(_) => observed,
+        };
+        let terminal = all_stopped(&after)
+            && !after.containers.is_empty()
+            && plan.init_containers_to_start.is_empty()
+            && plan.containers_to_start.is_empty()
+            && plan.backing_off.is_empty()
+            && (spec::is_being_deleted(&pod)
+                || spec::restart_policy(&pod) != spec::RestartPolicy::Always);
+        self.report(&pod, &after, terminal).await;
+        let next = plan
+            .backing_off
+            .iter()
+            .map(|wait| wait.delay)
+            .chain((!failures.is_empty()).then_some(IMAGE_BACKOFF_INITIAL))
+            .min();
+        match next {
+            Some(delay) => SyncOutcome::WakeAt(Instant::now() + delay),
+            None => SyncOutcome::Idle,
+        }
+    }
+
+    async fn runtime_fingerprints(&self) -> anyhow::Result<HashMap<String, u64>> {
+        Ok(observe::fingerprints(self.runtime.as_ref()).await?)
+    }
+}

@@ -1,0 +1,293 @@
+//! One `krust server` that is also a node: its embedded agent runs a Deployment's pods as real containers through a private containerd (offline busybox image, bridge CNI), serves them on pod IPs, restarts a crashing container with backoff, reports a missing image, and removes the containers of deleted pods.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use serde_json::Value;
+
+const NODE: &str = "krust-e2e-node";
+
+/// A node cluster whose runtime leftovers (containerd's shims and
+/// containers, mounts, the bridge) are removed when dropped, even when the
+/// test failed half way.
+struct NodeCluster {
+    cluster: Option<Cluster>,
+    bridge: &'static str,
+}
+
+impl NodeCluster {
+    /// Each test its own bridge and pod range, so tests run side by side.
+    fn start(bridge: &'static str, cluster_cidr: &str) -> NodeCluster {
+        let cluster = Cluster::start_node(&[
+            "--node-name",
+            NODE,
+            "--cni-bridge",
+            bridge,
+            "--cluster-cidr",
+            cluster_cidr,
+        ]);
+        NodeCluster {
+            cluster: Some(cluster),
+            bridge,
+        }
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.cluster.as_ref().expect("running until dropped")
+    }
+
+    fn agent_dir(&self) -> PathBuf {
+        self.cluster().server.data_dir().join("agent")
+    }
+
+    fn socket(agent_dir: &std::path::Path) -> PathBuf {
+        agent_dir.join("containerd-state/containerd.sock")
+    }
+
+    /// Waits for the embedded agent's Node to register and be Ready.
+    fn wait_until_ready(&self) {
+        wait_for(Duration::from_secs(60), "the node Ready", || {
+            let ready = self.cluster().run(
+                &[
+                    "get",
+                    "node",
+                    NODE,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ],
+                &[],
+                None,
+            );
+            let text = String::from_utf8_lossy(&ready.stdout).to_string();
+            if text == "True" { Ok(()) } else { Err(text) }
+        });
+    }
+
+    /// The ids of the tasks (running containers) containerd holds.
+    fn tasks(&self) -> Vec<String> {
+        let output = Command::new("ctr")
+            .arg("--address")
+            .arg(Self::socket(&self.agent_dir()))
+            .args(["-n", "k8s.io", "tasks", "ls", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for NodeCluster {
+    fn drop(&mut self) {
+        let Some(cluster) = self.cluster.take() else {
+            return;
+        };
+        let dir = cluster.server.stop();
+        let agent_dir = dir.path().join("agent");
+        containerd::testing::clean_up_after(&agent_dir, &Self::socket(&agent_dir));
+        let _ = Command::new("ip")
+            .args(["link", "del", self.bridge])
+            .status();
+        drop(dir);
+    }
+}
+
+fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() > limit => {
+                panic!("{what}: not within {limit:?}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn http_get(address: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn container_status(pod: &Value) -> Value {
+    pod["status"]["containerStatuses"][0].clone()
+}
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: httpd
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        env: [{name: GREETING, value: hello}]
+        command: [sh, -c, 'mkdir -p /www && echo \"$(GREETING) from $(hostname)\" > /www/index.html && exec httpd -f -p 8080 -h /www']
+";
+
+#[test]
+fn a_deployment_runs_as_real_containers_on_the_server_node() {
+    let node = NodeCluster::start("kre2e0", "10.78.0.0/16");
+    let cluster = node.cluster();
+    node.wait_until_ready();
+    let described = cluster.json(&["get", "node", NODE, "-o", "json"]);
+    assert_eq!(
+        described["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+        "true"
+    );
+    assert!(
+        described["status"]["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://"),
+        "{}",
+        described["status"]["nodeInfo"]
+    );
+
+    cluster.apply(WEB);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let pods = cluster.json(&["get", "pods", "-l", "app=web", "-o", "json"]);
+    let pods = pods["items"].as_array().unwrap();
+    assert_eq!(pods.len(), 3);
+    for pod in pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert_eq!(pod["spec"]["nodeName"], NODE);
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert_eq!(pod["status"]["qosClass"], "BestEffort");
+        let ip = pod["status"]["podIP"].as_str().unwrap();
+        assert!(ip.starts_with("10.78.0."), "{ip}");
+        let status = container_status(pod);
+        assert_eq!(status["ready"], true);
+        assert!(
+            status["containerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("containerd://")
+        );
+        // The container serves on its pod IP; $(GREETING) was expanded.
+        let page = wait_for(Duration::from_secs(10), "httpd answering", || {
+            http_get(&format!("{ip}:8080"), "/index.html").map_err(|e| e.to_string())
+        });
+        assert!(page.contains(&format!("hello from {name}")), "{page}");
+    }
+    let first = pods[0]["metadata"]["name"].as_str().unwrap();
+    let described = cluster.ok(&["describe", "pod", first]);
+    for event in ["Scheduled", "Created", "Started"] {
+        assert!(described.contains(event), "{described}");
+    }
+
+    // Deleted pods' containers go; the ReplicaSet's replacements run.
+    cluster.ok(&["delete", "pod", first, "--wait=true", "--timeout=60s"]);
+    cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    cluster.ok(&["delete", "deployment", "web", "--timeout=60s"]);
+    cluster.ok(&[
+        "wait",
+        "--for=delete",
+        "pod",
+        "-l",
+        "app=web",
+        "--timeout=60s",
+    ]);
+    wait_for(Duration::from_secs(20), "no containers left", || {
+        let tasks = node.tasks();
+        if tasks.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{tasks:?}"))
+        }
+    });
+}
+
+#[test]
+fn crashes_back_off_and_missing_images_are_reported() {
+    let node = NodeCluster::start("kre2e1", "10.79.0.0/16");
+    let cluster = node.cluster();
+    node.wait_until_ready();
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, 'echo dying; exit 3']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: '127.0.0.1:1/krust/absent:1'}]
+",
+    );
+    // Exit 3, restarted once at once, then held back 10 s: CrashLoopBackOff.
+    let status = wait_for(Duration::from_secs(60), "CrashLoopBackOff", || {
+        let pod = cluster.json(&["get", "pod", "crasher", "-o", "json"]);
+        let status = container_status(&pod);
+        if status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && status["restartCount"].as_i64() >= Some(1)
+        {
+            Ok(status)
+        } else {
+            Err(status.to_string())
+        }
+    });
+    assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
+    assert_eq!(
+        status["lastState"]["terminated"]["reason"], "Error",
+        "{status}"
+    );
+    assert!(
+        status["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restarting failed container=main pod=crasher_default"),
+        "{status}"
+    );
+
+    let reasons = wait_for(Duration::from_secs(60), "ImagePullBackOff", || {
+        let pod = cluster.json(&["get", "pod", "missing", "-o", "json"]);
+        let reason = container_status(&pod)["state"]["waiting"]["reason"].clone();
+        if reason == "ImagePullBackOff" {
+            Ok(reason)
+        } else {
+            Err(pod["status"].to_string())
+        }
+    });
+    assert_eq!(reasons, "ImagePullBackOff");
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=missing",
+    ]);
+    assert!(events.contains("Failed to pull image"), "{events}");
+    assert!(events.contains("ErrImagePull"), "{events}");
+
+    cluster.ok(&["delete", "pod", "crasher", "missing", "--timeout=60s"]);
+    wait_for(Duration::from_secs(20), "no containers left", || {
+        let tasks = node.tasks();
+        if tasks.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{tasks:?}"))
+        }
+    });
+}

@@ -128,6 +128,19 @@ impl NodeSyncer {
         Ok(())
     }
 
+    /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`).
+    fn remove_logs(&self, uid: &str) {
+        let suffix = format!("_{uid}");
+        let Ok(entries) = std::fs::read_dir(&self.logs_root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     /// Reads the ConfigMaps and Secrets the pod's env refers to.
     async fn env_objects(&self, pod: &Pod) -> StaticObjects {
         let namespace = spec::pod_namespace(pod).to_string();
@@ -614,7 +627,10 @@ impl PodSyncer for NodeSyncer {
                 state.written.remove(uid);
             }
             return match self.tear_down(uid, Duration::from_secs(2)).await {
-                Ok(()) => SyncOutcome::Finished,
+                Ok(()) => {
+                    self.remove_logs(uid);
+                    SyncOutcome::Finished
+                }
                 Err(error) => {
                     tracing::warn!(%uid, %error, "removing a deleted pod's containers");
                     SyncOutcome::WakeAt(Instant::now() + Duration::from_secs(2))

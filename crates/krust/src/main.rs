@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: the Kubernetes API over HTTPS on the chosen datastore (and, unless --disable-agent, this machine as a node).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Join a cluster as a node: register this machine and run its pods through containerd.
     Agent(AgentArgs),
     /// Run a benchmark and print one `bench=NAME key=value ...` line per configuration.
@@ -305,7 +305,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Server(args) => runtime.block_on(server(args)),
+        Command::Server(args) => runtime.block_on(server(*args)),
         Command::Agent(args) => runtime.block_on(async {
             let config = args.node.agent_config(&args.data_dir, false);
             agent::join_and_run(&args.server, &args.token, config, sim::termination_signal()).await

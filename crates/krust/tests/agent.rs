@@ -19,23 +19,40 @@ const NODE: &str = "krust-e2e-node";
 struct NodeCluster {
     cluster: Option<Cluster>,
     bridge: &'static str,
+    cluster_cidr: &'static str,
 }
 
 impl NodeCluster {
     /// Each test its own bridge and pod range, so tests run side by side.
-    fn start(bridge: &'static str, cluster_cidr: &str) -> NodeCluster {
-        let cluster = Cluster::start_node(&[
+    fn start(bridge: &'static str, cluster_cidr: &'static str) -> NodeCluster {
+        let cluster = Cluster::start_node(&Self::args(bridge, cluster_cidr));
+        NodeCluster {
+            cluster: Some(cluster),
+            bridge,
+            cluster_cidr,
+        }
+    }
+
+    fn args(bridge: &'static str, cluster_cidr: &'static str) -> [&'static str; 6] {
+        [
             "--node-name",
             NODE,
             "--cni-bridge",
             bridge,
             "--cluster-cidr",
             cluster_cidr,
-        ]);
-        NodeCluster {
-            cluster: Some(cluster),
-            bridge,
-        }
+        ]
+    }
+
+    /// Kills the server (and with it the agent and its containerd, but not
+    /// the containers) and starts it again on the same data.
+    fn restart(&mut self) {
+        let cluster = self.cluster.take().expect("running");
+        let dir = cluster.server.stop();
+        self.cluster = Some(Cluster::start_node_in(
+            dir,
+            &Self::args(self.bridge, self.cluster_cidr),
+        ));
     }
 
     fn cluster(&self) -> &Cluster {
@@ -290,4 +307,167 @@ spec:
             Err(format!("{tasks:?}"))
         }
     });
+}
+
+#[test]
+fn a_restarted_agent_adopts_running_containers() {
+    let mut node = NodeCluster::start("kre2e2", "10.80.0.0/16");
+    node.wait_until_ready();
+    node.cluster().apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: steady}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}]
+",
+    );
+    node.cluster().ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/steady",
+        "--timeout=60s",
+    ]);
+    let before = node.cluster().json(&["get", "pod", "steady", "-o", "json"]);
+    let tasks_before = node.tasks();
+    assert_eq!(
+        tasks_before.len(),
+        2,
+        "sandbox and container: {tasks_before:?}"
+    );
+
+    node.restart();
+    node.wait_until_ready();
+    // Several relists and syncs later, the same container still runs.
+    std::thread::sleep(Duration::from_secs(4));
+    let after = node.cluster().json(&["get", "pod", "steady", "-o", "json"]);
+    let (before, after) = (container_status(&before), container_status(&after));
+    assert_eq!(after["containerID"], before["containerID"], "{after}");
+    assert_eq!(after["restartCount"], 0, "{after}");
+    assert_eq!(
+        after["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    let mut tasks_after = node.tasks();
+    tasks_after.sort();
+    let mut tasks_before = tasks_before;
+    tasks_before.sort();
+    assert_eq!(tasks_after, tasks_before);
+
+    node.cluster()
+        .ok(&["delete", "pod", "steady", "--timeout=60s"]);
+    wait_for(Duration::from_secs(20), "no containers left", || {
+        let tasks = node.tasks();
+        if tasks.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{tasks:?}"))
+        }
+    });
+}
+
+/// A `krust agent` child joined to a control-plane-only server; its
+/// containers, mounts and bridge are removed on drop.
+struct JoinedAgent {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    bridge: &'static str,
+}
+
+impl Drop for JoinedAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let agent_dir = self.dir.path().join("agent");
+        containerd::testing::clean_up_after(&agent_dir, &NodeCluster::socket(&agent_dir));
+        let _ = Command::new("ip")
+            .args(["link", "del", self.bridge])
+            .status();
+    }
+}
+
+#[test]
+fn krust_agent_joins_with_the_token_and_runs_pods() {
+    let cluster = Cluster::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--cluster-cidr", "10.81.0.0/16"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_krust"))
+        .args(["agent", "--server", cluster.url(), "--token", common::TOKEN])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--node-name", "joined-node", "--cni-bridge", "kre2e3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = JoinedAgent {
+        child,
+        dir,
+        bridge: "kre2e3",
+    };
+    wait_for(Duration::from_secs(60), "the joined node Ready", || {
+        let output = cluster.run(
+            &[
+                "get",
+                "node",
+                "joined-node",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+            &[],
+            None,
+        );
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        if text == "True" { Ok(()) } else { Err(text) }
+    });
+    let node = cluster.json(&["get", "node", "joined-node", "-o", "json"]);
+    assert!(
+        node["metadata"]["labels"]
+            .get("node-role.kubernetes.io/control-plane")
+            .is_none(),
+        "an agent is no control plane"
+    );
+    // The agent's own credentials, as upstream keeps them.
+    assert!(agent.dir.path().join("agent/kubelet.kubeconfig").exists());
+
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: pinned}
+spec:
+  nodeName: joined-node
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}]
+",
+    );
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/pinned",
+        "--timeout=60s",
+    ]);
+    let pod = cluster.json(&["get", "pod", "pinned", "-o", "json"]);
+    assert!(
+        pod["status"]["podIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.81."),
+        "{}",
+        pod["status"]
+    );
+    cluster.ok(&["delete", "pod", "pinned", "--timeout=60s"]);
+
+    // A wrong token is refused with one line and a non-zero exit.
+    let refused = Command::new(env!("CARGO_BIN_EXE_krust"))
+        .args(["agent", "--server", cluster.url(), "--token", "wrong"])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("rejected the token (401)"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

@@ -72,14 +72,15 @@ impl Cluster {
     /// A server that is also a node (its embedded agent runs real
     /// containers through a private containerd), with `extra_args`.
     pub fn start_node(extra_args: &[&str]) -> Cluster {
+        Self::start_node_in(tempfile::tempdir().unwrap(), extra_args)
+    }
+
+    /// [`Cluster::start_node`] on an existing data dir (a restart).
+    pub fn start_node_in(dir: tempfile::TempDir, extra_args: &[&str]) -> Cluster {
         let mut args = vec!["--token", TOKEN];
         args.extend_from_slice(extra_args);
-        let server = KrustServer::start_node(
-            Path::new(env!("CARGO_BIN_EXE_krust")),
-            tempfile::tempdir().unwrap(),
-            &args,
-        )
-        .unwrap();
+        let server =
+            KrustServer::start_node(Path::new(env!("CARGO_BIN_EXE_krust")), dir, &args).unwrap();
         Cluster {
             server,
             kubectl: PathBuf::from(KUBECTL),

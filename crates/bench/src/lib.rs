@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod controllers;
+pub mod pods;
 pub mod scheduler;
 pub mod server;
 pub mod storage;

@@ -267,6 +267,18 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Pod startup on a real node (`krust agent` + containerd): single pods, a burst, raw CRI for comparison, agent CPU and RSS, server start to a Ready node.
+    Pods {
+        /// Pods started one after another.
+        #[arg(long, default_value_t = 10)]
+        single: usize,
+        /// Pods started at once on the node.
+        #[arg(long, default_value_t = 100)]
+        burst: usize,
+        /// Directory for the server's and the agent's data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable writes/s and latency from concurrent writers, SQLite against etcd.
     Storage {
         /// Backends to measure, in order (sqlite, etcd, memory).
@@ -418,6 +430,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: dir.unwrap_or_else(std::env::temp_dir),
             };
             runtime.block_on(bench::controllers::run(&bench, &mut std::io::stdout()))
+        }
+        Command::Bench {
+            bench: Bench::Pods { single, burst, dir },
+        } => {
+            let bench = bench::pods::PodsBench {
+                krust: std::env::current_exe()?,
+                single,
+                burst,
+                dir: dir.unwrap_or_else(std::env::temp_dir),
+            };
+            runtime.block_on(bench::pods::run(&bench, &mut std::io::stdout()))
         }
         Command::Bench {
             bench:

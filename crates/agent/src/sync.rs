@@ -128,6 +128,23 @@ impl NodeSyncer {
         Ok(())
     }
 
+    /// Keeps the newest instance of each container and one dead one before
+    /// it (for `kubectl logs --previous` and lastState); older dead
+    /// instances are removed, as upstream's container GC does with
+    /// MaxPerPodContainer 1.
+    async fn collect_dead_containers(&self, state: &PodRuntimeState) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for container in state.containers_newest_first() {
+            let count = seen.entry(container.name.as_str()).or_default();
+            *count += 1;
+            if *count > 2 && container.state == kubelet::runtime_state::ContainerRunState::Exited {
+                if let Err(error) = self.runtime.remove_container(&container.id).await {
+                    tracing::debug!(container = %container.id, %error, "removing a dead container");
+                }
+            }
+        }
+    }
+
     /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`).
     fn remove_logs(&self, uid: &str) {
         let suffix = format!("_{uid}");
@@ -681,6 +698,7 @@ impl PodSyncer for NodeSyncer {
             Ok(after) => after,
             Err(_) => observed,
         };
+        self.collect_dead_containers(&after).await;
         let terminal = all_stopped(&after)
             && !after.containers.is_empty()
             && plan.init_containers_to_start.is_empty()

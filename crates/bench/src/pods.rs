@@ -352,11 +352,11 @@ pub async fn run(bench: &PodsBench, out: &mut impl Write) -> anyhow::Result<()> 
     for index in 0..bench.single {
         single.extend(start_pods(&client, &[format!("single-{index}")]).await?);
     }
-    let percentiles = Percentiles::of(&mut single);
+    let single_percentiles = Percentiles::of(&mut single);
     writeln!(
         out,
         "bench=pods measure=startup case=single pods={} p50_ms={:.0} p99_ms={:.0}",
-        bench.single, percentiles.p50_ms, percentiles.p99_ms
+        bench.single, single_percentiles.p50_ms, single_percentiles.p99_ms
     )?;
     out.flush()?;
     delete_pods(&client).await?;
@@ -380,7 +380,22 @@ pub async fn run(bench: &PodsBench, out: &mut impl Write) -> anyhow::Result<()> 
     out.flush()?;
     delete_pods(&client).await?;
 
-    // The same number of pods through CRI alone, on the same containerd.
+    // The same pods through CRI alone, on the same containerd: one after
+    // another, then all at once.
+    let mut raw_single = Vec::new();
+    for _ in 0..bench.single {
+        raw_single.extend(raw_cri(&agent.socket(), 1, &agent.dir.join("raw-cri-logs")).await?);
+    }
+    let raw_single_percentiles = Percentiles::of(&mut raw_single);
+    writeln!(
+        out,
+        "bench=pods measure=raw_cri case=single pods={} p50_ms={:.0} p99_ms={:.0} kubelet_overhead_p50_ms={:.0}",
+        bench.single,
+        raw_single_percentiles.p50_ms,
+        raw_single_percentiles.p99_ms,
+        single_percentiles.p50_ms - raw_single_percentiles.p50_ms
+    )?;
+    out.flush()?;
     let mut raw = raw_cri(
         &agent.socket(),
         bench.burst,

@@ -151,6 +151,7 @@ pub async fn run(
         config.node_name.clone(),
         config.node_ip.to_string(),
         config.data_dir.join("pod-logs"),
+        config.data_dir.join("pods"),
         host_dns,
         settings,
         node::allocatable(&host),

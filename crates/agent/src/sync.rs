@@ -40,6 +40,9 @@ pub struct NodeSyncer {
     pub node_name: String,
     pub node_ip: String,
     pub logs_root: PathBuf,
+    /// Per pod UID, its volumes (`PODS/UID/volumes/...`), as kubelet's
+    /// `/var/lib/kubelet/pods`.
+    pub pods_root: PathBuf,
     pub host_dns: HostDns,
     pub resource_settings: ResourceSettings,
     pub node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
@@ -67,6 +70,7 @@ impl NodeSyncer {
         node_name: String,
         node_ip: String,
         logs_root: PathBuf,
+        pods_root: PathBuf,
         host_dns: HostDns,
         resource_settings: ResourceSettings,
         node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
@@ -78,6 +82,7 @@ impl NodeSyncer {
             node_name,
             node_ip,
             logs_root,
+            pods_root,
             host_dns,
             resource_settings,
             node_allocatable,
@@ -145,8 +150,108 @@ impl NodeSyncer {
         }
     }
 
-    /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`).
-    fn remove_logs(&self, uid: &str) {
+    /// The container's volume mounts as CRI bind mounts. emptyDir (on disk)
+    /// and hostPath volumes are served; any other kind is refused with a
+    /// message the FailedMount event carries, rather than running the
+    /// container without its data.
+    fn container_mounts(
+        &self,
+        pod: &Pod,
+        container: &Container,
+    ) -> Result<Vec<api::Mount>, String> {
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.volumes.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        let mut mounts = Vec::new();
+        for mount in container.volume_mounts.iter().flatten() {
+            let Some(volume) = volumes.iter().find(|volume| volume.name == mount.name) else {
+                return Err(format!(
+                    "Unable to attach or mount volumes: unmounted volumes=[{}]: volume not found in the pod spec",
+                    mount.name
+                ));
+            };
+            let host_path = if volume
+                .empty_dir
+                .as_ref()
+                .is_some_and(|dir| dir.medium.as_deref().unwrap_or("").is_empty())
+            {
+                let path = self
+                    .pods_root
+                    .join(spec::pod_uid(pod))
+                    .join("volumes/kubernetes.io~empty-dir")
+                    .join(&volume.name);
+                std::fs::create_dir_all(&path).map_err(|error| {
+                    format!(
+                        "MountVolume.SetUp failed for volume \"{}\" : {error}",
+                        volume.name
+                    )
+                })?;
+                path
+            } else if let Some(host) = &volume.host_path {
+                let path = PathBuf::from(&host.path);
+                match host.type_.as_deref().unwrap_or("") {
+                    "" => {}
+                    "DirectoryOrCreate" => {
+                        std::fs::create_dir_all(&path).map_err(|error| {
+                            format!(
+                                "MountVolume.SetUp failed for volume \"{}\" : {error}",
+                                volume.name
+                            )
+                        })?;
+                    }
+                    "Directory" if path.is_dir() => {}
+                    "Directory" => {
+                        return Err(format!(
+                            "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {} is not a directory",
+                            volume.name, host.path
+                        ));
+                    }
+                    "File" if path.is_file() => {}
+                    other => {
+                        return Err(format!(
+                            "MountVolume.SetUp failed for volume \"{}\" : hostPath type {other:?} is not supported by this agent yet",
+                            volume.name
+                        ));
+                    }
+                }
+                path
+            } else {
+                return Err(format!(
+                    "Unable to attach or mount volumes: unmounted volumes=[{}]: this agent serves only emptyDir (disk) and hostPath volumes so far",
+                    volume.name
+                ));
+            };
+            let sub_path = mount.sub_path.as_deref().unwrap_or("");
+            if sub_path.starts_with('/') || sub_path.split('/').any(|part| part == "..") {
+                return Err(format!(
+                    "Error: subPath {sub_path:?} must be a relative path without '..'"
+                ));
+            }
+            let host_path = if sub_path.is_empty() {
+                host_path
+            } else {
+                let path = host_path.join(sub_path);
+                if !path.exists() {
+                    let _ = std::fs::create_dir_all(&path);
+                }
+                path
+            };
+            mounts.push(api::Mount {
+                container_path: mount.mount_path.clone(),
+                host_path: host_path.display().to_string(),
+                readonly: mount.read_only.unwrap_or(false),
+                ..Default::default()
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`) and volumes.
+    fn remove_pod_files(&self, uid: &str) {
+        let _ = std::fs::remove_dir_all(self.pods_root.join(uid));
         let suffix = format!("_{uid}");
         let Ok(entries) = std::fs::read_dir(&self.logs_root) else {
             return;
@@ -335,6 +440,13 @@ impl NodeSyncer {
         let Some((_, container)) = spec::find_container(pod, &start.name) else {
             return Ok(());
         };
+        let mounts = self.container_mounts(pod, container).map_err(|message| {
+            self.recorder.warning(pod, "FailedMount", message.clone());
+            WaitingReason {
+                reason: "ContainerCreating".into(),
+                message,
+            }
+        })?;
         let image_ref = self.ensure_image(pod, container).await?;
         let resolved = {
             let host_ips = vec![self.node_ip.clone()];
@@ -376,7 +488,7 @@ impl NodeSyncer {
                 .iter()
                 .map(|var| (var.name.clone(), var.value.clone()))
                 .collect(),
-            mounts: Vec::new(),
+            mounts,
             resources: api::LinuxContainerResources {
                 cpu_period: computed.cpu_period,
                 cpu_quota: computed.cpu_quota,
@@ -593,6 +705,7 @@ impl NodeSyncer {
         if self.tear_down(&uid, Duration::from_secs(0)).await.is_err() {
             return false;
         }
+        self.remove_pod_files(&uid);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), spec::pod_namespace(pod));
         let params = DeleteParams {
             grace_period_seconds: Some(0),
@@ -645,7 +758,7 @@ impl PodSyncer for NodeSyncer {
             }
             return match self.tear_down(uid, Duration::from_secs(2)).await {
                 Ok(()) => {
-                    self.remove_logs(uid);
+                    self.remove_pod_files(uid);
                     SyncOutcome::Finished
                 }
                 Err(error) => {

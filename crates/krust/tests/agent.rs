@@ -471,3 +471,106 @@ spec:
     assert!(stderr.contains("rejected the token (401)"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn init_containers_share_an_empty_dir_and_unserved_volumes_are_refused() {
+    let node = NodeCluster::start("kre2e4", "10.82.0.0/16");
+    node.wait_until_ready();
+    let cluster = node.cluster();
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - {name: first, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, 'echo one > /work/log'], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, 'echo two >> /work/log'], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, 'cat /work/log > /work/seen; exec sleep 3600'], volumeMounts: [{name: work, mountPath: /work}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: configured}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: settings, configMap: {name: absent}}]
+  containers:
+  - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600'], volumeMounts: [{name: settings, mountPath: /etc/settings}]}
+",
+    );
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/shared",
+        "--timeout=60s",
+    ]);
+    let pod = cluster.json(&["get", "pod", "shared", "-o", "json"]);
+    let init = pod["status"]["initContainerStatuses"].as_array().unwrap();
+    assert_eq!(init.len(), 2);
+    for status in init {
+        assert_eq!(
+            status["state"]["terminated"]["reason"], "Completed",
+            "{status}"
+        );
+    }
+    // Init containers ran in order into the shared emptyDir.
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let seen = node
+        .agent_dir()
+        .join("pods")
+        .join(uid)
+        .join("volumes/kubernetes.io~empty-dir/work/seen");
+    let text = wait_for(Duration::from_secs(10), "the main container's copy", || {
+        std::fs::read_to_string(&seen).map_err(|e| e.to_string())
+    });
+    assert_eq!(text, "one\ntwo\n");
+
+    // A volume kind the agent cannot serve keeps the pod waiting, with an
+    // event saying why, instead of running it without its data.
+    let events = wait_for(Duration::from_secs(30), "FailedMount", || {
+        let events = cluster.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=configured,reason=FailedMount",
+            "-o",
+            "name",
+        ]);
+        if events.is_empty() {
+            Err(events)
+        } else {
+            Ok(events)
+        }
+    });
+    assert!(!events.is_empty());
+    let pod = cluster.json(&["get", "pod", "configured", "-o", "json"]);
+    assert_eq!(
+        container_status(&pod)["state"]["waiting"]["reason"],
+        "ContainerCreating",
+        "{}",
+        pod["status"]
+    );
+
+    cluster.ok(&["delete", "pod", "shared", "configured", "--timeout=60s"]);
+    wait_for(Duration::from_secs(20), "no containers left", || {
+        let tasks = node.tasks();
+        if tasks.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{tasks:?}"))
+        }
+    });
+    let pod_dir = node.agent_dir().join("pods").join(uid);
+    wait_for(Duration::from_secs(10), "the pod's volumes removed", || {
+        if pod_dir.exists() {
+            Err(format!(
+                "{:?}",
+                std::fs::read_dir(&pod_dir).map(|d| d.count())
+            ))
+        } else {
+            Ok(())
+        }
+    });
+}

@@ -142,10 +142,11 @@ impl NodeSyncer {
         for container in state.containers_newest_first() {
             let count = seen.entry(container.name.as_str()).or_default();
             *count += 1;
-            if *count > 2 && container.state == kubelet::runtime_state::ContainerRunState::Exited {
-                if let Err(error) = self.runtime.remove_container(&container.id).await {
-                    tracing::debug!(container = %container.id, %error, "removing a dead container");
-                }
+            if *count > 2
+                && container.state == kubelet::runtime_state::ContainerRunState::Exited
+                && let Err(error) = self.runtime.remove_container(&container.id).await
+            {
+                tracing::debug!(container = %container.id, %error, "removing a dead container");
             }
         }
     }

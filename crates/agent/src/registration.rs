@@ -88,7 +88,7 @@ async fn try_register(
     let now = Time(Timestamp::from_second(Timestamp::now().as_second())?);
     let ready_since = existing
         .as_ref()
-        .and_then(ready_since)
+        .and_then(sim::node_ready_since)
         .unwrap_or_else(|| now.clone());
     let status = node::node_status(identity, host, &ready_since, &now);
     let reported = nodes
@@ -117,18 +117,6 @@ async fn try_register(
         pod_cidr: reported.spec.and_then(|spec| spec.pod_cidr),
         ready_since,
     })
-}
-
-/// When an existing Node has been Ready since, if it is Ready now.
-fn ready_since(node: &Node) -> Option<Time> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|condition| condition.type_ == "Ready" && condition.status == "True")?
-        .last_transition_time
-        .clone()
 }
 
 /// Renews the Lease every 10 s and reports the status every minute, until

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Cluster;
+use common::{Cluster, wait_for};
 use serde_json::Value;
 
 const NODE: &str = "krust-e2e-node";
@@ -86,6 +86,18 @@ impl NodeCluster {
         });
     }
 
+    /// Waits until containerd runs no task (every pod's containers gone).
+    fn wait_until_no_containers(&self) {
+        wait_for(Duration::from_secs(20), "no containers left", || {
+            let tasks = self.tasks();
+            if tasks.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{tasks:?}"))
+            }
+        });
+    }
+
     /// The ids of the tasks (running containers) containerd holds.
     fn tasks(&self) -> Vec<String> {
         let output = Command::new("ctr")
@@ -113,19 +125,6 @@ impl Drop for NodeCluster {
             .args(["link", "del", self.bridge])
             .status();
         drop(dir);
-    }
-}
-
-fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if started.elapsed() > limit => {
-                panic!("{what}: not within {limit:?}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
     }
 }
 
@@ -223,14 +222,7 @@ fn a_deployment_runs_as_real_containers_on_the_server_node() {
         "app=web",
         "--timeout=60s",
     ]);
-    wait_for(Duration::from_secs(20), "no containers left", || {
-        let tasks = node.tasks();
-        if tasks.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{tasks:?}"))
-        }
-    });
+    node.wait_until_no_containers();
 }
 
 #[test]
@@ -299,14 +291,7 @@ spec:
     assert!(events.contains("ErrImagePull"), "{events}");
 
     cluster.ok(&["delete", "pod", "crasher", "missing", "--timeout=60s"]);
-    wait_for(Duration::from_secs(20), "no containers left", || {
-        let tasks = node.tasks();
-        if tasks.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{tasks:?}"))
-        }
-    });
+    node.wait_until_no_containers();
 }
 
 #[test]
@@ -356,14 +341,7 @@ spec:
 
     node.cluster()
         .ok(&["delete", "pod", "steady", "--timeout=60s"]);
-    wait_for(Duration::from_secs(20), "no containers left", || {
-        let tasks = node.tasks();
-        if tasks.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{tasks:?}"))
-        }
-    });
+    node.wait_until_no_containers();
 }
 
 /// A `krust agent` child joined to a control-plane-only server; its
@@ -554,14 +532,7 @@ spec:
     );
 
     cluster.ok(&["delete", "pod", "shared", "configured", "--timeout=60s"]);
-    wait_for(Duration::from_secs(20), "no containers left", || {
-        let tasks = node.tasks();
-        if tasks.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{tasks:?}"))
-        }
-    });
+    node.wait_until_no_containers();
     let pod_dir = node.agent_dir().join("pods").join(uid);
     wait_for(Duration::from_secs(10), "the pod's volumes removed", || {
         if pod_dir.exists() {

@@ -5,23 +5,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Sim};
+use common::{Cluster, Sim, wait_for};
 use serde_json::Value;
-
-/// Polls `check` every 200 ms until it returns `Some`, failing with the
-/// last observation after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if started.elapsed() > limit => {
-                panic!("{what}: not within {limit:?}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
 
 /// Pods of `selector` that are not being deleted.
 fn live_pods(cluster: &Cluster, selector: &str) -> Vec<Value> {

@@ -41,6 +41,7 @@ pub use k8s_openapi::api::core::v1::Taint;
 pub use lease::renew as renew_node_lease;
 pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE};
 pub use node::conditions as healthy_node_conditions;
+pub use node::ready_since as node_ready_since;
 pub use node::{CONTAINER_RUNTIME_VERSION, KUBELET_VERSION, SIMULATED_LABEL};
 pub use pod_status::{COMPLETE_AFTER_ANNOTATION, parse_duration};
 

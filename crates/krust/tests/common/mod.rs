@@ -294,3 +294,22 @@ impl Drop for Sim {
         let _ = self.0.wait();
     }
 }
+
+/// Polls `check` every 200 ms until it returns `Ok`, failing with the last
+/// observation after `limit`.
+pub fn wait_for<T>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() > limit => {
+                panic!("{what}: not within {limit:?}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}

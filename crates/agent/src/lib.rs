@@ -4,6 +4,7 @@ pub mod cni;
 pub mod cri_config;
 pub mod host;
 pub mod join;
+pub mod kubelet_server;
 pub mod node;
 pub mod observe;
 pub mod pod_workers;
@@ -104,6 +105,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let runtime = runtime::NodeRuntime::start(&config).await?;
     let host = host::HostFacts::read(&config.data_dir);
+    let kubelet_address = std::net::SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        config.kubelet_port,
+    );
+    let kubelet_listener = tokio::net::TcpListener::bind(kubelet_address)
+        .await
+        .with_context(|| format!("the kubelet API cannot listen on {kubelet_address}"))?;
+    let kubelet_port = kubelet_listener.local_addr()?.port();
     let identity = node::NodeIdentity {
         name: config.node_name.clone(),
         internal_ip: config.node_ip,
@@ -111,10 +120,10 @@ pub async fn run(
         labels: config.labels.clone(),
         container_runtime_version: runtime.version.clone(),
         kubelet_version: KUBELET_VERSION.to_string(),
+        kubelet_port,
     };
     let registered = registration::register(&client, &identity, &host).await?;
     tracing::info!(node = %registered.name, runtime = %runtime.version, "node registered");
-    let _ = credentials;
     let mut parts = tokio::task::JoinSet::new();
     parts.spawn({
         let (client, identity, registered, data_dir) = (
@@ -157,6 +166,20 @@ pub async fn run(
         node::allocatable(&host),
     ));
     let store = pod_workers::PodStore::default();
+    let tls = kubelet_server::tls_config(
+        &credentials.serving_certificate,
+        &credentials.serving_key,
+        &credentials.ca_certificate,
+    )?;
+    parts.spawn(kubelet_server::serve(
+        kubelet_listener,
+        tls,
+        std::sync::Arc::new(kubelet_server::KubeletBackend {
+            store: store.clone(),
+            runtime: std::sync::Arc::new(runtime.client.clone()),
+            logs_root: config.data_dir.join("pod-logs"),
+        }),
+    ));
     parts.spawn(pod_workers::run(
         client.clone(),
         config.node_name.clone(),

@@ -30,6 +30,8 @@ pub struct NodeIdentity {
     /// `containerd://1.6.20`, from the runtime's version call.
     pub container_runtime_version: String,
     pub kubelet_version: String,
+    /// The port the kubelet API listens on.
+    pub kubelet_port: u16,
 }
 
 /// The node's labels: hostname, OS and architecture (both current and the
@@ -123,7 +125,7 @@ pub fn node_status(
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
-                port: i32::from(KUBELET_PORT),
+                port: i32::from(identity.kubelet_port),
             }),
         }),
         node_info: Some(NodeSystemInfo {
@@ -171,6 +173,7 @@ mod tests {
             labels: BTreeMap::from([("tier".into(), "edge".into())]),
             container_runtime_version: "containerd://1.6.20".into(),
             kubelet_version: "v1.32.0".into(),
+            kubelet_port: KUBELET_PORT,
         }
     }
 

@@ -17,6 +17,7 @@ fn identity() -> NodeIdentity {
         labels: BTreeMap::from([("tier".into(), "edge".into())]),
         container_runtime_version: "containerd://1.6.20".into(),
         kubelet_version: "v1.32.0+krust".into(),
+        kubelet_port: 10250,
     }
 }
 

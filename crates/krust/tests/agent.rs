@@ -33,7 +33,7 @@ impl NodeCluster {
         }
     }
 
-    fn args(bridge: &'static str, cluster_cidr: &'static str) -> [&'static str; 6] {
+    fn args(bridge: &'static str, cluster_cidr: &'static str) -> [&'static str; 8] {
         [
             "--node-name",
             NODE,
@@ -41,6 +41,9 @@ impl NodeCluster {
             bridge,
             "--cluster-cidr",
             cluster_cidr,
+            // Tests run side by side: each kubelet API on a port of its own.
+            "--kubelet-port",
+            "0",
         ]
     }
 
@@ -205,6 +208,32 @@ fn a_deployment_runs_as_real_containers_on_the_server_node() {
         assert!(page.contains(&format!("hello from {name}")), "{page}");
     }
     let first = pods[0]["metadata"]["name"].as_str().unwrap();
+
+    // The kubelet API, through the API server: logs, exec, port-forward.
+    let logs = cluster.ok(&["logs", first, "--tail=5"]);
+    assert!(logs.is_empty(), "httpd -f logs nothing: {logs:?}");
+    let served = cluster.ok(&["exec", first, "--", "cat", "/www/index.html"]);
+    assert_eq!(served, format!("hello from {first}\n"));
+    let failing = cluster.kubectl(&["exec", first, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(
+        failing.status.code(),
+        Some(7),
+        "exec's exit code reaches kubectl"
+    );
+    let mut forward = cluster
+        .kubectl_command(&["port-forward", &format!("pod/{first}"), "18087:8080"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let page = wait_for(
+        Duration::from_secs(20),
+        "port-forward carrying bytes",
+        || http_get("127.0.0.1:18087", "/index.html").map_err(|e| e.to_string()),
+    );
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(page.contains(&format!("hello from {first}")), "{page}");
     let described = cluster.ok(&["describe", "pod", first]);
     for event in ["Scheduled", "Created", "Started"] {
         assert!(described.contains(event), "{described}");
@@ -259,6 +288,8 @@ spec:
         }
     });
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
+    let previous = cluster.ok(&["logs", "crasher", "--previous"]);
+    assert_eq!(previous, "dying\n");
     assert_eq!(
         status["lastState"]["terminated"]["reason"], "Error",
         "{status}"
@@ -376,6 +407,7 @@ fn krust_agent_joins_with_the_token_and_runs_pods() {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--node-name", "joined-node", "--cni-bridge", "kre2e3"])
+        .args(["--kubelet-port", "0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -352,6 +352,27 @@ spec:
         "sandbox and container: {tasks_before:?}"
     );
 
+    // The kubelet port answers health checks to anyone, everything else
+    // only to a client certificate of a cluster admin.
+    let port = node.cluster().ok(&[
+        "get",
+        "node",
+        NODE,
+        "-o",
+        "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+    ]);
+    let curl = |path: &str| {
+        let output = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert_eq!(curl("/healthz"), "200");
+    assert_eq!(curl("/pods"), "401");
+    assert_eq!(curl("/containerLogs/default/steady/main"), "401");
+
     node.restart();
     node.wait_until_ready();
     // Several relists and syncs later, the same container still runs.

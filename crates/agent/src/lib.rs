@@ -8,6 +8,7 @@ pub mod kubelet_server;
 pub mod node;
 pub mod observe;
 pub mod pod_workers;
+pub mod probing;
 pub mod registration;
 pub mod runtime;
 pub mod sync;

@@ -13,7 +13,9 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kubelet::actions::{self, ActionsContext, ContainerStart, PodActions};
 use kubelet::backoff::ContainerBackoff;
 use kubelet::expansion::{self, EnvContext, StaticObjects};
-use kubelet::probes::ProbeResults;
+use kubelet::probes::{
+    self, ProbeKind, ProbeResults, ProbeStep, ProbeTarget, ProbeWorker, TargetState,
+};
 use kubelet::resources::{self, ResourceSettings};
 use kubelet::runtime_state::PodRuntimeState;
 use kubelet::spec::{self, ContainerKind};
@@ -24,6 +26,7 @@ use tokio::time::Instant;
 use crate::cri_config::{self, ContainerLaunch, HostDns};
 use crate::observe;
 use crate::pod_workers::{PodSyncer, SyncOutcome};
+use crate::probing;
 
 /// Both CRI services, as containerd serves them on one socket.
 pub trait Runtime: RuntimeService + ImageService {}
@@ -60,6 +63,8 @@ struct SyncState {
     image_backoff: HashMap<String, (Instant, Duration)>,
     /// Per pod UID, the status last written.
     written: HashMap<String, PodStatus>,
+    /// Per pod UID, container name and kind, the probe's state machine.
+    probe_workers: HashMap<(String, String, ProbeKind), ProbeWorker>,
 }
 
 impl NodeSyncer {
@@ -93,6 +98,7 @@ impl NodeSyncer {
                 waiting: HashMap::new(),
                 image_backoff: HashMap::new(),
                 written: HashMap::new(),
+                probe_workers: HashMap::new(),
             }),
         }
     }
@@ -248,6 +254,126 @@ impl NodeSyncer {
             });
         }
         Ok(mounts)
+    }
+
+    /// Steps every probe of the pod's containers, running those that are
+    /// due. Returns when the next one is due and whether a published result
+    /// changed (the status, or a liveness restart, depends on it).
+    async fn run_probes(&self, pod: &Pod, state: &PodRuntimeState) -> (Option<Instant>, bool) {
+        let uid = spec::pod_uid(pod).to_string();
+        let deleting = spec::is_being_deleted(pod);
+        let never = spec::restart_policy(pod) == spec::RestartPolicy::Never;
+        let pod_ip = state
+            .newest_sandbox()
+            .and_then(|sandbox| sandbox.ips.first().cloned());
+        let mut next: Option<Instant> = None;
+        let mut changed = false;
+        for container in spec::containers(pod) {
+            for kind in [
+                ProbeKind::Startup,
+                ProbeKind::Liveness,
+                ProbeKind::Readiness,
+            ] {
+                let Some(probe) = probes::probe_of(container, kind) else {
+                    continue;
+                };
+                let record = state.latest_container(&container.name);
+                let running = record
+                    .is_some_and(|r| r.state == kubelet::runtime_state::ContainerRunState::Running);
+                let target_state = match record {
+                    None => TargetState::Absent,
+                    Some(r) => match r.state {
+                        kubelet::runtime_state::ContainerRunState::Running => {
+                            TargetState::Running {
+                                started_at: r.started_at.unwrap_or(r.created_at),
+                            }
+                        }
+                        kubelet::runtime_state::ContainerRunState::Exited => {
+                            TargetState::Terminated
+                        }
+                        _ => TargetState::Waiting,
+                    },
+                };
+                let container_id = record.map(|r| r.id.clone());
+                let key = (uid.clone(), container.name.clone(), kind);
+                let now = Timestamp::now();
+                let step = {
+                    let mut guard = self.state();
+                    let started = probes::container_started(
+                        container,
+                        running,
+                        container_id.as_deref(),
+                        &guard.probe_results,
+                    );
+                    let target = ProbeTarget {
+                        container_id: container_id.as_deref(),
+                        state: target_state,
+                        started,
+                        pod_deleting: deleting,
+                        pod_terminal: false,
+                        restart_policy_never: never,
+                    };
+                    let worker = guard
+                        .probe_workers
+                        .entry(key.clone())
+                        .or_insert_with(|| ProbeWorker::new(kind, probe));
+                    let step = worker.step(&target, now);
+                    let worker = worker.clone();
+                    guard.probe_results.apply(&worker);
+                    (step, target_state, started)
+                };
+                let (mut step, target_state, started) = step;
+                if step == ProbeStep::ProbeNow
+                    && let Some(id) = container_id.as_deref()
+                {
+                    let outcome = probing::run_probe(
+                        probe,
+                        container,
+                        id,
+                        pod_ip.as_deref(),
+                        self.runtime.as_ref(),
+                    )
+                    .await;
+                    let now = Timestamp::now();
+                    let mut guard = self.state();
+                    let Some(worker) = guard.probe_workers.get_mut(&key) else {
+                        continue;
+                    };
+                    let recorded = worker.record(outcome, now);
+                    let target = ProbeTarget {
+                        container_id: Some(id),
+                        state: target_state,
+                        started,
+                        pod_deleting: deleting,
+                        pod_terminal: false,
+                        restart_policy_never: never,
+                    };
+                    step = worker.step(&target, now);
+                    let worker = worker.clone();
+                    guard.probe_results.apply(&worker);
+                    drop(guard);
+                    if recorded.published.is_some() || recorded.restart_requested {
+                        changed = true;
+                    }
+                    if let Some(event) = recorded.event {
+                        if event.warning {
+                            self.recorder.warning(pod, event.reason, event.message);
+                        } else {
+                            self.recorder.normal(pod, event.reason, event.message);
+                        }
+                    }
+                }
+                if let ProbeStep::WaitUntil(at) = step {
+                    let delay = at.duration_since(Timestamp::now());
+                    let delay = Duration::try_from(delay).unwrap_or(Duration::ZERO);
+                    let at = Instant::now() + delay;
+                    next = Some(next.map_or(at, |current| current.min(at)));
+                } else if step == ProbeStep::ProbeNow {
+                    next = Some(Instant::now());
+                }
+            }
+        }
+        (next, changed)
     }
 
     /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`) and volumes.
@@ -756,6 +882,9 @@ impl PodSyncer for NodeSyncer {
                 state.backoff.forget_pod(uid);
                 state.waiting.remove(uid);
                 state.written.remove(uid);
+                state
+                    .probe_workers
+                    .retain(|(pod_uid, _, _), _| pod_uid != uid);
             }
             return match self.tear_down(uid, Duration::from_secs(2)).await {
                 Ok(()) => {
@@ -813,6 +942,7 @@ impl PodSyncer for NodeSyncer {
             Err(_) => observed,
         };
         self.collect_dead_containers(&after).await;
+        let (probe_wake, probes_changed) = self.run_probes(&pod, &after).await;
         let terminal = all_stopped(&after)
             && !after.containers.is_empty()
             && plan.init_containers_to_start.is_empty()
@@ -824,11 +954,14 @@ impl PodSyncer for NodeSyncer {
         let next = plan
             .backing_off
             .iter()
-            .map(|wait| wait.delay)
-            .chain((!failures.is_empty()).then_some(IMAGE_BACKOFF_INITIAL))
+            .map(|wait| Instant::now() + wait.delay)
+            .chain((!failures.is_empty()).then(|| Instant::now() + IMAGE_BACKOFF_INITIAL))
+            .chain(probe_wake)
+            // A liveness failure restarts the container on the next sync.
+            .chain(probes_changed.then(Instant::now))
             .min();
         match next {
-            Some(delay) => SyncOutcome::WakeAt(Instant::now() + delay),
+            Some(at) => SyncOutcome::WakeAt(at),
             None => SyncOutcome::Idle,
         }
     }

@@ -598,3 +598,80 @@ spec:
         }
     });
 }
+
+#[test]
+fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let node = NodeCluster::start("kre2e5", "10.83.0.0/16");
+    node.wait_until_ready();
+    let cluster = node.cluster();
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: gated}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    readinessProbe: {exec: {command: [test, -f, /tmp/ready]}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unhealthy}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    ports: [{name: web, containerPort: 8080}]
+    livenessProbe: {httpGet: {path: /healthz, port: web}, periodSeconds: 1, failureThreshold: 2}
+",
+    );
+    // Running but not Ready until the readiness probe passes.
+    wait_for(Duration::from_secs(60), "gated running", || {
+        let pod = cluster.json(&["get", "pod", "gated", "-o", "json"]);
+        if pod["status"]["phase"] == "Running" {
+            Ok(())
+        } else {
+            Err(pod["status"].to_string())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let pod = cluster.json(&["get", "pod", "gated", "-o", "json"]);
+    assert_eq!(container_status(&pod)["ready"], false, "{}", pod["status"]);
+    cluster.ok(&["exec", "gated", "--", "touch", "/tmp/ready"]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/gated",
+        "--timeout=30s",
+    ]);
+
+    // Nothing listens on 8080: two failed liveness probes restart it.
+    let status = wait_for(Duration::from_secs(60), "a liveness restart", || {
+        let pod = cluster.json(&["get", "pod", "unhealthy", "-o", "json"]);
+        let status = container_status(&pod);
+        if status["restartCount"].as_i64() >= Some(1) {
+            Ok(status)
+        } else {
+            Err(status.to_string())
+        }
+    });
+    assert!(status["lastState"]["terminated"].is_object(), "{status}");
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=unhealthy,reason=Unhealthy",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+
+    cluster.ok(&["delete", "pod", "gated", "unhealthy", "--timeout=60s"]);
+    node.wait_until_no_containers();
+}

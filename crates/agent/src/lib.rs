@@ -12,6 +12,7 @@ pub mod probing;
 pub mod registration;
 pub mod runtime;
 pub mod sync;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -27,6 +27,7 @@ use crate::cri_config::{self, ContainerLaunch, HostDns};
 use crate::observe;
 use crate::pod_workers::{PodSyncer, SyncOutcome};
 use crate::probing;
+use crate::volumes;
 
 /// Both CRI services, as containerd serves them on one socket.
 pub trait Runtime: RuntimeService + ImageService {}
@@ -35,6 +36,17 @@ impl<T: RuntimeService + ImageService> Runtime for T {}
 /// Upstream's image pull backoff: 10 s doubling to 5 min.
 const IMAGE_BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const IMAGE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What every container of one sync is started with.
+#[derive(Clone, Copy)]
+struct LaunchInputs<'a> {
+    pod_ips: &'a [String],
+    env_objects: &'a StaticObjects,
+    volume_objects: &'a volumes::VolumeObjects,
+}
+
+/// How often configMap, secret and downwardAPI volumes are rewritten.
+const VOLUME_REFRESH_PERIOD: Duration = Duration::from_secs(5);
 
 /// Everything a pod's sync needs, shared by all pod workers.
 pub struct NodeSyncer {
@@ -157,80 +169,32 @@ impl NodeSyncer {
         }
     }
 
-    /// The container's volume mounts as CRI bind mounts. emptyDir (on disk)
-    /// and hostPath volumes are served; any other kind is refused with a
-    /// message the FailedMount event carries, rather than running the
-    /// container without its data.
+    /// The container's volume mounts as CRI bind mounts, each volume
+    /// prepared (or refreshed) first; a volume that cannot be served keeps
+    /// the container from starting with the message a FailedMount event
+    /// carries, rather than running it without its data.
     fn container_mounts(
         &self,
         pod: &Pod,
         container: &Container,
+        objects: &volumes::VolumeObjects,
     ) -> Result<Vec<api::Mount>, String> {
-        let volumes = pod
+        let pod_volumes = pod
             .spec
             .as_ref()
             .and_then(|spec| spec.volumes.as_ref())
             .cloned()
             .unwrap_or_default();
+        let pod_dir = self.pods_root.join(spec::pod_uid(pod));
         let mut mounts = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
-            let Some(volume) = volumes.iter().find(|volume| volume.name == mount.name) else {
+            let Some(volume) = pod_volumes.iter().find(|volume| volume.name == mount.name) else {
                 return Err(format!(
                     "Unable to attach or mount volumes: unmounted volumes=[{}]: volume not found in the pod spec",
                     mount.name
                 ));
             };
-            let host_path = if volume
-                .empty_dir
-                .as_ref()
-                .is_some_and(|dir| dir.medium.as_deref().unwrap_or("").is_empty())
-            {
-                let path = self
-                    .pods_root
-                    .join(spec::pod_uid(pod))
-                    .join("volumes/kubernetes.io~empty-dir")
-                    .join(&volume.name);
-                std::fs::create_dir_all(&path).map_err(|error| {
-                    format!(
-                        "MountVolume.SetUp failed for volume \"{}\" : {error}",
-                        volume.name
-                    )
-                })?;
-                path
-            } else if let Some(host) = &volume.host_path {
-                let path = PathBuf::from(&host.path);
-                match host.type_.as_deref().unwrap_or("") {
-                    "" => {}
-                    "DirectoryOrCreate" => {
-                        std::fs::create_dir_all(&path).map_err(|error| {
-                            format!(
-                                "MountVolume.SetUp failed for volume \"{}\" : {error}",
-                                volume.name
-                            )
-                        })?;
-                    }
-                    "Directory" if path.is_dir() => {}
-                    "Directory" => {
-                        return Err(format!(
-                            "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {} is not a directory",
-                            volume.name, host.path
-                        ));
-                    }
-                    "File" if path.is_file() => {}
-                    other => {
-                        return Err(format!(
-                            "MountVolume.SetUp failed for volume \"{}\" : hostPath type {other:?} is not supported by this agent yet",
-                            volume.name
-                        ));
-                    }
-                }
-                path
-            } else {
-                return Err(format!(
-                    "Unable to attach or mount volumes: unmounted volumes=[{}]: this agent serves only emptyDir (disk) and hostPath volumes so far",
-                    volume.name
-                ));
-            };
+            let host_path = volumes::prepare(pod, volume, &pod_dir, objects)?;
             let sub_path = mount.sub_path.as_deref().unwrap_or("");
             if sub_path.starts_with('/') || sub_path.split('/').any(|part| part == "..") {
                 return Err(format!(
@@ -249,7 +213,12 @@ impl NodeSyncer {
             mounts.push(api::Mount {
                 container_path: mount.mount_path.clone(),
                 host_path: host_path.display().to_string(),
-                readonly: mount.read_only.unwrap_or(false),
+                // Content written from API objects is never the container's to change.
+                readonly: mount.read_only.unwrap_or(false)
+                    || volume.config_map.is_some()
+                    || volume.secret.is_some()
+                    || volume.downward_api.is_some()
+                    || volume.projected.is_some(),
                 ..Default::default()
             });
         }
@@ -386,6 +355,46 @@ impl NodeSyncer {
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().ends_with(&suffix) {
                 let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Reads the ConfigMaps and Secrets the pod's volumes refer to.
+    async fn volume_objects(&self, pod: &Pod) -> volumes::VolumeObjects {
+        let namespace = spec::pod_namespace(pod);
+        let (config_maps, secrets) = volumes::referenced_objects(pod);
+        let mut objects = volumes::VolumeObjects::default();
+        let config_map_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        for name in config_maps {
+            if let Ok(Some(config_map)) = config_map_api.get_opt(&name).await {
+                objects.config_maps.insert(name, config_map);
+            }
+        }
+        let secret_api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        for name in secrets {
+            if let Ok(Some(secret)) = secret_api.get_opt(&name).await {
+                objects.secrets.insert(name, secret);
+            }
+        }
+        objects
+    }
+
+    /// Rewrites the pod's configMap, secret, downwardAPI and projected
+    /// volumes from the current objects, so running containers see updates.
+    async fn refresh_volumes(&self, pod: &Pod) {
+        let objects = self.volume_objects(pod).await;
+        let pod_dir = self.pods_root.join(spec::pod_uid(pod));
+        for volume in pod
+            .spec
+            .iter()
+            .flat_map(|spec| spec.volumes.iter().flatten())
+        {
+            let projected = volume.config_map.is_some()
+                || volume.secret.is_some()
+                || volume.downward_api.is_some()
+                || volume.projected.is_some();
+            if projected && let Err(message) = volumes::prepare(pod, volume, &pod_dir, &objects) {
+                tracing::debug!(pod = %spec::pod_name(pod), %message, "refreshing a volume");
             }
         }
     }
@@ -561,19 +570,25 @@ impl NodeSyncer {
         start: &ContainerStart,
         sandbox_id: &str,
         sandbox_config: &api::PodSandboxConfig,
-        pod_ips: &[String],
-        objects: &StaticObjects,
+        inputs: &LaunchInputs<'_>,
     ) -> Result<(), WaitingReason> {
+        let LaunchInputs {
+            pod_ips,
+            env_objects: objects,
+            volume_objects,
+        } = *inputs;
         let Some((_, container)) = spec::find_container(pod, &start.name) else {
             return Ok(());
         };
-        let mounts = self.container_mounts(pod, container).map_err(|message| {
-            self.recorder.warning(pod, "FailedMount", message.clone());
-            WaitingReason {
-                reason: "ContainerCreating".into(),
-                message,
-            }
-        })?;
+        let mounts = self
+            .container_mounts(pod, container, volume_objects)
+            .map_err(|message| {
+                self.recorder.warning(pod, "FailedMount", message.clone());
+                WaitingReason {
+                    reason: "ContainerCreating".into(),
+                    message,
+                }
+            })?;
         let image_ref = self.ensure_image(pod, container).await?;
         let resolved = {
             let host_ips = vec![self.node_ip.clone()];
@@ -759,6 +774,7 @@ impl NodeSyncer {
                 .unwrap_or_default(),
         };
         let objects = self.env_objects(pod).await;
+        let volume_objects = self.volume_objects(pod).await;
         // Init containers one at a time (the plan holds at most the next
         // one, or sidecars in order), then the regular containers.
         for start in plan
@@ -767,7 +783,17 @@ impl NodeSyncer {
             .chain(plan.containers_to_start.iter())
         {
             if let Err(reason) = self
-                .start_container(pod, start, &sandbox_id, &sandbox_config, &pod_ips, &objects)
+                .start_container(
+                    pod,
+                    start,
+                    &sandbox_id,
+                    &sandbox_config,
+                    &LaunchInputs {
+                        pod_ips: &pod_ips,
+                        env_objects: &objects,
+                        volume_objects: &volume_objects,
+                    },
+                )
                 .await
             {
                 failures.insert(start.name.clone(), reason);
@@ -943,6 +969,15 @@ impl PodSyncer for NodeSyncer {
         };
         self.collect_dead_containers(&after).await;
         let (probe_wake, probes_changed) = self.run_probes(&pod, &after).await;
+        // Volumes that follow API objects are refreshed on a period, as
+        // upstream's sync loop does (it uses one minute).
+        let refresh = (volumes::has_projected_content(&pod)
+            && !spec::is_being_deleted(&pod)
+            && !after.containers.is_empty())
+        .then(|| Instant::now() + VOLUME_REFRESH_PERIOD);
+        if refresh.is_some() {
+            self.refresh_volumes(&pod).await;
+        }
         let terminal = all_stopped(&after)
             && !after.containers.is_empty()
             && plan.init_containers_to_start.is_empty()
@@ -957,6 +992,7 @@ impl PodSyncer for NodeSyncer {
             .map(|wait| Instant::now() + wait.delay)
             .chain((!failures.is_empty()).then(|| Instant::now() + IMAGE_BACKOFF_INITIAL))
             .chain(probe_wake)
+            .chain(refresh)
             // A liveness failure restarts the container on the next sync.
             .chain(probes_changed.then(Instant::now))
             .min();

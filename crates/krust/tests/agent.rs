@@ -675,3 +675,90 @@ spec:
     cluster.ok(&["delete", "pod", "gated", "unhealthy", "--timeout=60s"]);
     node.wait_until_no_containers();
 }
+
+#[test]
+fn config_map_and_secret_volumes_carry_their_data_and_follow_updates() {
+    let node = NodeCluster::start("kre2e6", "10.84.0.0/16");
+    node.wait_until_ready();
+    let cluster = node.cluster();
+    cluster.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ]);
+    cluster.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=password=hunter2",
+    ]);
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: configured, labels: {tier: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {name: settings, configMap: {name: settings}}
+  - {name: creds, secret: {secretName: creds, defaultMode: 0400}}
+  - {name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    volumeMounts:
+    - {name: settings, mountPath: /etc/settings}
+    - {name: creds, mountPath: /etc/creds}
+    - {name: info, mountPath: /etc/info}
+",
+    );
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/configured",
+        "--timeout=60s",
+    ]);
+    let read = |path: &str| cluster.ok(&["exec", "configured", "--", "cat", path]);
+    assert_eq!(read("/etc/settings/mode"), "fast");
+    assert_eq!(read("/etc/creds/password"), "hunter2");
+    assert_eq!(read("/etc/info/labels"), "tier=\"web\"");
+    let mode = cluster.ok(&[
+        "exec",
+        "configured",
+        "--",
+        "stat",
+        "-L",
+        "-c",
+        "%a",
+        "/etc/creds/password",
+    ]);
+    assert_eq!(mode.trim(), "400");
+    let write = cluster.kubectl(&[
+        "exec",
+        "configured",
+        "--",
+        "sh",
+        "-c",
+        "echo x > /etc/settings/mode",
+    ]);
+    assert!(!write.status.success(), "configMap volumes are read-only");
+
+    // An update reaches the running container in place.
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-p",
+        r#"{"data":{"mode":"slow"}}"#,
+    ]);
+    wait_for(Duration::from_secs(30), "the updated value", || {
+        let value = read("/etc/settings/mode");
+        if value == "slow" { Ok(()) } else { Err(value) }
+    });
+
+    cluster.ok(&["delete", "pod", "configured", "--timeout=60s"]);
+    node.wait_until_no_containers();
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cri::RuntimeService;
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubelet::probes::ProbeOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,6 +113,71 @@ pub async fn run_probe(
         };
     }
     ProbeOutcome::Error("this probe's kind (grpc) is not supported by this agent yet".into())
+}
+
+/// Runs a postStart or preStop handler (exec, httpGet or sleep) within
+/// `timeout`; the error text goes into the FailedPostStartHook or
+/// FailedPreStopHook event.
+pub async fn run_handler(
+    handler: &LifecycleHandler,
+    container: &Container,
+    container_id: &str,
+    pod_ip: Option<&str>,
+    runtime: &dyn RuntimeService,
+    timeout: Duration,
+) -> Result<(), String> {
+    if let Some(exec) = &handler.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        return match runtime
+            .exec_sync(container_id, command.clone(), timeout)
+            .await
+        {
+            Ok(output) if output.exit_code == 0 => Ok(()),
+            Ok(output) => Err(format!(
+                "Exec lifecycle hook ({}) for Container \"{}\" failed - error: command '{}' exited with {}: {}",
+                command.join(" "),
+                container.name,
+                command.join(" "),
+                output.exit_code,
+                String::from_utf8_lossy(&output.stderr)
+            )),
+            Err(error) => Err(format!(
+                "Exec lifecycle hook ({}) for Container \"{}\" failed - error: {error}",
+                command.join(" "),
+                container.name
+            )),
+        };
+    }
+    if let Some(http) = &handler.http_get {
+        let port = resolve_port(&http.port, container)?;
+        let host = http.host.as_deref().or(pod_ip).unwrap_or("127.0.0.1");
+        let path = http.path.as_deref().unwrap_or("/");
+        let url = format!("http://{host}:{port}{path}");
+        return match tokio::time::timeout(timeout, http_get(host, port, path, &[])).await {
+            Ok(Ok((code, _))) if (200..400).contains(&code) => Ok(()),
+            Ok(Ok((code, _))) => Err(format!(
+                "HTTP lifecycle hook ({path}) for Container \"{}\" failed - error: HTTP {code} from {url}",
+                container.name
+            )),
+            Ok(Err(error)) => Err(format!(
+                "HTTP lifecycle hook ({path}) for Container \"{}\" failed - error: Get \"{url}\": {error}",
+                container.name
+            )),
+            Err(_) => Err(format!(
+                "HTTP lifecycle hook ({path}) for Container \"{}\" failed - error: timed out",
+                container.name
+            )),
+        };
+    }
+    if let Some(sleep) = &handler.sleep {
+        let seconds = Duration::from_secs(sleep.seconds.max(0) as u64);
+        tokio::time::sleep(seconds.min(timeout)).await;
+        return Ok(());
+    }
+    Err(format!(
+        "Container \"{}\": lifecycle handler kind not supported",
+        container.name
+    ))
 }
 
 /// One HTTP/1.1 GET; the status code and up to 10 KiB of the body.

@@ -682,6 +682,32 @@ impl NodeSyncer {
             "Started",
             format!("Started container {}", container.name),
         );
+        if let Some(handler) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|lifecycle| lifecycle.post_start.as_ref())
+            && let Err(message) = probing::run_handler(
+                handler,
+                container,
+                &id,
+                pod_ips.first().map(String::as_str),
+                self.runtime.as_ref(),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            // As upstream: the container is killed and restarted per policy.
+            self.recorder
+                .warning(pod, "FailedPostStartHook", message.clone());
+            let _ = self
+                .runtime
+                .stop_container(&id, Duration::from_secs(2))
+                .await;
+            return Err(WaitingReason {
+                reason: "PostStartHookError".into(),
+                message,
+            });
+        }
         Ok(())
     }
 
@@ -693,14 +719,46 @@ impl NodeSyncer {
         observed: &PodRuntimeState,
     ) -> HashMap<String, WaitingReason> {
         let mut failures = HashMap::new();
+        let pod_ip = observed
+            .newest_sandbox()
+            .and_then(|sandbox| sandbox.ips.first().cloned());
         for kill in &plan.containers_to_kill {
             if !kill.message.is_empty() {
                 self.recorder.normal(pod, "Killing", kill.message.clone());
             }
-            let grace = Duration::from_secs(
-                kill.grace_period_seconds
-                    .max(actions::MINIMUM_GRACE_PERIOD_SECONDS) as u64,
-            );
+            let budget = Duration::from_secs(kill.grace_period_seconds.max(0) as u64);
+            let started = Instant::now();
+            // preStop runs within the grace period; the runtime gets what is
+            // left, but never less than the minimum.
+            let pre_stop = spec::find_container(pod, &kill.name).and_then(|(_, container)| {
+                container
+                    .lifecycle
+                    .as_ref()
+                    .and_then(|lifecycle| lifecycle.pre_stop.as_ref())
+                    .map(|handler| (container, handler))
+            });
+            let running = observed.containers.iter().any(|record| {
+                record.id == kill.container_id
+                    && record.state == kubelet::runtime_state::ContainerRunState::Running
+            });
+            if let Some((container, handler)) = pre_stop
+                && running
+                && let Err(message) = probing::run_handler(
+                    handler,
+                    container,
+                    &kill.container_id,
+                    pod_ip.as_deref(),
+                    self.runtime.as_ref(),
+                    budget,
+                )
+                .await
+            {
+                self.recorder.warning(pod, "FailedPreStopHook", message);
+            }
+            let left = budget.saturating_sub(started.elapsed());
+            let grace = left.max(Duration::from_secs(
+                actions::MINIMUM_GRACE_PERIOD_SECONDS as u64,
+            ));
             if let Err(error) = self.runtime.stop_container(&kill.container_id, grace).await
                 && !error.is_not_found()
             {

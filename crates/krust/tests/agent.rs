@@ -762,3 +762,47 @@ spec:
     cluster.ok(&["delete", "pod", "configured", "--timeout=60s"]);
     node.wait_until_no_containers();
 }
+
+#[test]
+fn lifecycle_hooks_run_after_start_and_before_stop() {
+    let node = NodeCluster::start("kre2e7", "10.85.0.0/16");
+    node.wait_until_ready();
+    let cluster = node.cluster();
+    let out = tempfile::tempdir().unwrap();
+    cluster.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: out, hostPath: {{path: {}, type: Directory}}}}]
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo started > /out/post-start']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'echo stopping > /out/pre-stop']}}}}
+",
+        out.path().display()
+    ));
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hooked",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("post-start")).unwrap(),
+        "started\n"
+    );
+    assert!(!out.path().join("pre-stop").exists());
+    cluster.ok(&["delete", "pod", "hooked", "--timeout=60s"]);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("pre-stop")).unwrap(),
+        "stopping\n"
+    );
+    node.wait_until_no_containers();
+}

@@ -9,6 +9,7 @@ pub mod node;
 pub mod observe;
 pub mod pod_workers;
 pub mod probing;
+pub mod pull_auth;
 pub mod registration;
 pub mod runtime;
 pub mod sync;
@@ -156,7 +157,7 @@ pub async fn run(
         cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
         ..kubelet::resources::ResourceSettings::new(memory)
     };
-    let syncer = std::sync::Arc::new(sync::NodeSyncer::new(
+    let mut syncer = sync::NodeSyncer::new(
         client.clone(),
         std::sync::Arc::new(runtime.client.clone()),
         config.node_name.clone(),
@@ -166,7 +167,9 @@ pub async fn run(
         host_dns,
         settings,
         node::allocatable(&host),
-    ));
+    );
+    syncer.registries = runtime.registries.clone();
+    let syncer = std::sync::Arc::new(syncer);
     let store = pod_workers::PodStore::default();
     let tls = kubelet_server::tls_config(
         &credentials.serving_certificate,

@@ -11,6 +11,8 @@ pub struct NodeRuntime {
     /// `containerd://1.6.20`, as Nodes report it.
     pub version: String,
     pub client: cri::CriClient,
+    /// registries.yaml as read at start (credentials for pulls).
+    pub registries: containerd::registries::Registries,
     /// Where containerd's CRI plugin reads the CNI config.
     pub cni_conf_dir: std::path::PathBuf,
     managed: Option<containerd::ManagedContainerd>,
@@ -21,12 +23,16 @@ impl NodeRuntime {
     /// containerd under the agent's data dir (registry mirrors from
     /// registries.yaml, images from `agent/images` or built offline).
     pub async fn start(config: &AgentConfig) -> anyhow::Result<NodeRuntime> {
+        let registries = read_registries(config)?;
         let managed = match &config.container_runtime_endpoint {
             Some(_) => None,
             None => {
                 containerd::find_containerd()?;
                 let settings = containerd::ContainerdSettings::under(&config.data_dir);
-                write_registry_hosts(config, &settings)?;
+                containerd::registries::write_hosts_dirs(
+                    &registries,
+                    &settings.registry_config_dir,
+                )?;
                 let managed = containerd::ManagedContainerd::start(settings).await?;
                 containerd::images::ensure_offline_images(
                     managed.socket(),
@@ -50,6 +56,7 @@ impl NodeRuntime {
             .await
             .with_context(|| format!("asking {endpoint} for its version"))?;
         Ok(NodeRuntime {
+            registries,
             cni_conf_dir: containerd::ContainerdSettings::under(&config.data_dir).cni_conf_dir,
             endpoint,
             version: format!("{}://{}", version.runtime_name, version.runtime_version),
@@ -68,20 +75,18 @@ impl NodeRuntime {
     }
 }
 
-/// Turns registries.yaml (when present) into containerd's hosts dirs.
-fn write_registry_hosts(
-    config: &AgentConfig,
-    settings: &containerd::ContainerdSettings,
-) -> anyhow::Result<()> {
+/// registries.yaml, when present (an absent file means no mirrors).
+fn read_registries(config: &AgentConfig) -> anyhow::Result<containerd::registries::Registries> {
     let text = match std::fs::read_to_string(&config.private_registry) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(containerd::registries::Registries::default());
+        }
         Err(error) => {
             return Err(error)
                 .with_context(|| format!("reading {}", config.private_registry.display()));
         }
     };
-    let registries = containerd::registries::parse(&text)
-        .map_err(|error| anyhow::anyhow!("{}: {error}", config.private_registry.display()))?;
-    containerd::registries::write_hosts_dirs(&registries, &settings.registry_config_dir)
+    containerd::registries::parse(&text)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", config.private_registry.display()))
 }

@@ -27,6 +27,7 @@ use crate::cri_config::{self, ContainerLaunch, HostDns};
 use crate::observe;
 use crate::pod_workers::{PodSyncer, SyncOutcome};
 use crate::probing;
+use crate::pull_auth;
 use crate::volumes;
 
 /// Both CRI services, as containerd serves them on one socket.
@@ -62,6 +63,8 @@ pub struct NodeSyncer {
     pub resource_settings: ResourceSettings,
     pub node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
     pub recorder: client::EventRecorder,
+    /// registries.yaml's credentials, for pulls no pull secret covers.
+    pub registries: containerd::registries::Registries,
     state: Mutex<SyncState>,
 }
 
@@ -71,8 +74,9 @@ struct SyncState {
     probe_results: ProbeResults,
     /// Per pod UID, why containers could not start (ErrImagePull, …).
     waiting: HashMap<String, BTreeMap<String, WaitingReason>>,
-    /// Per image, when pulling it may be tried again.
-    image_backoff: HashMap<String, (Instant, Duration)>,
+    /// Per pod UID and image (upstream's key), when pulling it may be tried
+    /// again, and the last delay.
+    image_backoff: HashMap<(String, String), (Instant, Duration)>,
     /// Per pod UID, the status last written.
     written: HashMap<String, PodStatus>,
     /// Per pod UID, container name and kind, the probe's state machine.
@@ -104,6 +108,7 @@ impl NodeSyncer {
             resource_settings,
             node_allocatable,
             recorder,
+            registries: containerd::registries::Registries::default(),
             state: Mutex::new(SyncState {
                 backoff: ContainerBackoff::new(Duration::from_secs(10), Duration::from_secs(300)),
                 probe_results: ProbeResults::default(),
@@ -359,6 +364,28 @@ impl NodeSyncer {
         }
     }
 
+    /// The credentials for pulling `image`: a matching imagePullSecret, else
+    /// registries.yaml's for its registry.
+    async fn pull_auth(&self, pod: &Pod, image: &str) -> Option<api::AuthConfig> {
+        let registry = pull_auth::registry_of(image);
+        let names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|spec| spec.image_pull_secrets.iter().flatten())
+            .map(|reference| reference.name.clone())
+            .collect();
+        let secret_api: Api<Secret> =
+            Api::namespaced(self.client.clone(), spec::pod_namespace(pod));
+        let mut secrets = Vec::new();
+        for name in names {
+            if let Ok(Some(secret)) = secret_api.get_opt(&name).await {
+                secrets.push(secret);
+            }
+        }
+        pull_auth::from_pull_secrets(&secrets, registry)
+            .or_else(|| pull_auth::from_registries(&self.registries, registry))
+    }
+
     /// Reads the ConfigMaps and Secrets the pod's volumes refer to.
     async fn volume_objects(&self, pod: &Pod) -> volumes::VolumeObjects {
         let namespace = spec::pod_namespace(pod);
@@ -500,9 +527,10 @@ impl NodeSyncer {
             }
             _ => {}
         }
+        let backoff_key = (spec::pod_uid(pod).to_string(), image.clone());
         // Always pulls, but a locally built image (offline) that is present
         // and cannot be pulled is still used, as k3s's airgap images are.
-        if let Some((until, _)) = self.state().image_backoff.get(&image).copied()
+        if let Some((until, _)) = self.state().image_backoff.get(&backoff_key).copied()
             && Instant::now() < until
         {
             if let Some(id) = present {
@@ -518,13 +546,14 @@ impl NodeSyncer {
         self.recorder
             .normal(pod, "Pulling", format!("Pulling image \"{image}\""));
         let started = std::time::Instant::now();
+        let auth = self.pull_auth(pod, &image).await;
         match self
             .runtime
-            .pull_image(cri::image_spec(&image), None, None)
+            .pull_image(cri::image_spec(&image), auth, None)
             .await
         {
             Ok(reference) => {
-                self.state().image_backoff.remove(&image);
+                self.state().image_backoff.remove(&backoff_key);
                 self.recorder.normal(
                     pod,
                     "Pulled",
@@ -541,13 +570,13 @@ impl NodeSyncer {
                     let mut state = self.state();
                     let delay = state
                         .image_backoff
-                        .get(&image)
+                        .get(&backoff_key)
                         .map_or(IMAGE_BACKOFF_INITIAL, |(_, last)| {
                             (*last * 2).min(IMAGE_BACKOFF_MAX)
                         });
                     state
                         .image_backoff
-                        .insert(image.clone(), (Instant::now() + delay, delay));
+                        .insert(backoff_key.clone(), (Instant::now() + delay, delay));
                     delay
                 };
                 let _ = delay;

@@ -293,3 +293,121 @@ fn detach_mount(mount_point: &Path) {
         );
     }
 }
+
+/// A Docker registry (Debian's docker-registry, distribution v2) on
+/// loopback for pull tests, optionally behind htpasswd basic auth; stopped
+/// on drop.
+pub struct LocalRegistry {
+    process: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    storage: tempfile::TempDir,
+    credentials: Option<(String, String)>,
+}
+
+impl LocalRegistry {
+    /// Starts the registry; with `credentials`, pulls and pushes need them.
+    pub fn start(credentials: Option<(&str, &str)>) -> anyhow::Result<LocalRegistry> {
+        let storage = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            storage.path().join("data").display()
+        );
+        if let Some((user, password)) = credentials {
+            // distribution reads bcrypt only; Python's crypt makes one.
+            let hash = Command::new("python3")
+                .args([
+                    "-W",
+                    "ignore",
+                    "-c",
+                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                    password,
+                ])
+                .output()?;
+            anyhow::ensure!(hash.status.success(), "cannot make a bcrypt hash");
+            let htpasswd = storage.path().join("htpasswd");
+            std::fs::write(
+                &htpasswd,
+                format!("{user}:{}\n", String::from_utf8_lossy(&hash.stdout).trim()),
+            )?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: krust\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_file = storage.path().join("config.yml");
+        std::fs::write(&config_file, config)?;
+        let process = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let registry = LocalRegistry {
+            process,
+            address,
+            storage,
+            credentials: credentials.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !registry.answers() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not answer within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(registry)
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.address) else {
+            return false;
+        };
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.address);
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && (response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.0 401"))
+    }
+
+    /// Pushes the offline busybox image as `REPOSITORY:TAG` (e.g.
+    /// `library/mirrored:v1`) with skopeo.
+    pub fn push_busybox(&self, repository_and_tag: &str) -> anyhow::Result<()> {
+        let archive = self.storage.path().join("push.tar");
+        crate::images::write_busybox_image_as(
+            &archive,
+            Path::new("/usr/bin/busybox"),
+            &format!("docker.io/{repository_and_tag}"),
+        )?;
+        let mut command = Command::new("skopeo");
+        command.args(["copy", "--dest-tls-verify=false"]);
+        if let Some((user, password)) = &self.credentials {
+            command
+                .arg("--dest-creds")
+                .arg(format!("{user}:{password}"));
+        }
+        let pushed = command
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("docker://{}/{repository_and_tag}", self.address))
+            .output()?;
+        anyhow::ensure!(
+            pushed.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&pushed.stderr)
+        );
+        Ok(())
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}

@@ -19,22 +19,17 @@ const NODE: &str = "krust-e2e-node";
 struct NodeCluster {
     cluster: Option<Cluster>,
     bridge: &'static str,
-    cluster_cidr: &'static str,
+    args: Vec<String>,
 }
 
 impl NodeCluster {
     /// Each test its own bridge and pod range, so tests run side by side.
     fn start(bridge: &'static str, cluster_cidr: &'static str) -> NodeCluster {
-        let cluster = Cluster::start_node(&Self::args(bridge, cluster_cidr));
-        NodeCluster {
-            cluster: Some(cluster),
-            bridge,
-            cluster_cidr,
-        }
+        Self::start_with(bridge, cluster_cidr, &[])
     }
 
-    fn args(bridge: &'static str, cluster_cidr: &'static str) -> [&'static str; 8] {
-        [
+    fn start_with(bridge: &'static str, cluster_cidr: &'static str, extra: &[&str]) -> NodeCluster {
+        let mut args: Vec<String> = [
             "--node-name",
             NODE,
             "--cni-bridge",
@@ -45,6 +40,16 @@ impl NodeCluster {
             "--kubelet-port",
             "0",
         ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
+        let cluster = Cluster::start_node(&borrowed);
+        NodeCluster {
+            cluster: Some(cluster),
+            bridge,
+            args,
+        }
     }
 
     /// Kills the server (and with it the agent and its containerd, but not
@@ -52,10 +57,8 @@ impl NodeCluster {
     fn restart(&mut self) {
         let cluster = self.cluster.take().expect("running");
         let dir = cluster.server.stop();
-        self.cluster = Some(Cluster::start_node_in(
-            dir,
-            &Self::args(self.bridge, self.cluster_cidr),
-        ));
+        let borrowed: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.cluster = Some(Cluster::start_node_in(dir, &borrowed));
     }
 
     fn cluster(&self) -> &Cluster {
@@ -804,5 +807,117 @@ spec:
         std::fs::read_to_string(out.path().join("pre-stop")).unwrap(),
         "stopping\n"
     );
+    node.wait_until_no_containers();
+}
+
+#[test]
+fn images_come_from_a_docker_io_mirror_and_a_registry_behind_a_pull_secret() {
+    let mirror = containerd::testing::LocalRegistry::start(None).unwrap();
+    mirror.push_busybox("library/mirrored:v1").unwrap();
+    let private = containerd::testing::LocalRegistry::start(Some(("alice", "s3cret"))).unwrap();
+    private.push_busybox("team/private:v1").unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let registries = config.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint: [\"http://{}\"]\n",
+            mirror.address
+        ),
+    )
+    .unwrap();
+    let node = NodeCluster::start_with(
+        "kre2e8",
+        "10.86.0.0/16",
+        &["--private-registry", registries.to_str().unwrap()],
+    );
+    node.wait_until_ready();
+    let cluster = node.cluster();
+    let private_image = format!("{}/team/private:v1", private.address);
+    cluster.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: mirrored}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{{name: main, image: 'mirrored:v1', imagePullPolicy: Always, command: [sleep, '3600']}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: denied}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{{name: main, image: '{private_image}', command: [sleep, '3600']}}]
+"
+    ));
+    // docker.io/library/mirrored:v1 exists only in the mirror.
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/mirrored",
+        "--timeout=60s",
+    ]);
+    let pod = cluster.json(&["get", "pod", "mirrored", "-o", "json"]);
+    // The image ID names the repository it was pulled from (the content
+    // is the local busybox's, so containerd may report either tag).
+    let image_id = container_status(&pod)["imageID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        image_id.starts_with("docker.io/library/mirrored@sha256:"),
+        "{image_id}"
+    );
+    // Without credentials the private registry refuses the pull.
+    wait_for(
+        Duration::from_secs(60),
+        "the denied pull backing off",
+        || {
+            let pod = cluster.json(&["get", "pod", "denied", "-o", "json"]);
+            let reason = container_status(&pod)["state"]["waiting"]["reason"].clone();
+            if reason == "ImagePullBackOff" || reason == "ErrImagePull" {
+                Ok(())
+            } else {
+                Err(pod["status"].to_string())
+            }
+        },
+    );
+    // With a pull secret it succeeds.
+    cluster.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", private.address),
+        "--docker-username=alice",
+        "--docker-password=s3cret",
+    ]);
+    cluster.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: allowed}}
+spec:
+  terminationGracePeriodSeconds: 1
+  imagePullSecrets: [{{name: regcred}}]
+  containers: [{{name: main, image: '{private_image}', imagePullPolicy: Always, command: [sleep, '3600']}}]
+"
+    ));
+    wait_for(Duration::from_secs(60), "the allowed pod Ready", || {
+        let pod = cluster.json(&["get", "pod", "allowed", "-o", "json"]);
+        if container_status(&pod)["ready"] == true {
+            Ok(())
+        } else {
+            Err(cluster.ok(&["describe", "pod", "allowed"]))
+        }
+    });
+
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "mirrored",
+        "denied",
+        "allowed",
+        "--timeout=60s",
+    ]);
     node.wait_until_no_containers();
 }

@@ -302,6 +302,7 @@ impl NodeSyncer {
                 {
                     let outcome = probing::run_probe(
                         probe,
+                        pod,
                         container,
                         id,
                         pod_ip.as_deref(),
@@ -593,6 +594,13 @@ impl NodeSyncer {
     }
 
     /// Creates and starts one container in `sandbox_id`.
+    fn record_hook_events(&self, pod: &Pod, events: &[prober::PodEvent]) {
+        for event in events {
+            self.recorder
+                .warning(pod, event.reason, event.message.clone());
+        }
+    }
+
     async fn start_container(
         &self,
         pod: &Pod,
@@ -715,27 +723,36 @@ impl NodeSyncer {
             .lifecycle
             .as_ref()
             .and_then(|lifecycle| lifecycle.post_start.as_ref())
-            && let Err(message) = probing::run_handler(
+        {
+            let outcome = probing::run_handler(
                 handler,
+                pod,
                 container,
                 &id,
                 pod_ips.first().map(String::as_str),
                 self.runtime.as_ref(),
-                Duration::from_secs(30),
+                None,
             )
-            .await
-        {
-            // As upstream: the container is killed and restarted per policy.
-            self.recorder
-                .warning(pod, "FailedPostStartHook", message.clone());
-            let _ = self
-                .runtime
-                .stop_container(&id, Duration::from_secs(2))
-                .await;
-            return Err(WaitingReason {
-                reason: "PostStartHookError".into(),
-                message,
-            });
+            .await;
+            self.record_hook_events(pod, &outcome.pod_events);
+            if let Err(message) = outcome.result {
+                // As upstream: the container is killed and restarted per
+                // policy; the event leaves the details out so secrets in
+                // the hook's output stay off the server.
+                self.recorder.warning(
+                    pod,
+                    "FailedPostStartHook",
+                    prober::lifecycle::FAILED_POST_START_HOOK_MESSAGE.into(),
+                );
+                let _ = self
+                    .runtime
+                    .stop_container(&id, Duration::from_secs(2))
+                    .await;
+                return Err(WaitingReason {
+                    reason: "PostStartHookError".into(),
+                    message,
+                });
+            }
         }
         Ok(())
     }
@@ -772,17 +789,26 @@ impl NodeSyncer {
             });
             if let Some((container, handler)) = pre_stop
                 && running
-                && let Err(message) = probing::run_handler(
+            {
+                let outcome = probing::run_handler(
                     handler,
+                    pod,
                     container,
                     &kill.container_id,
                     pod_ip.as_deref(),
                     self.runtime.as_ref(),
-                    budget,
+                    Some(budget),
                 )
-                .await
-            {
-                self.recorder.warning(pod, "FailedPreStopHook", message);
+                .await;
+                self.record_hook_events(pod, &outcome.pod_events);
+                if let Err(message) = outcome.result {
+                    tracing::info!(pod = %spec::pod_full_name(pod), container = %kill.name, %message, "preStop hook failed");
+                    self.recorder.warning(
+                        pod,
+                        "FailedPreStopHook",
+                        prober::lifecycle::FAILED_PRE_STOP_HOOK_MESSAGE.into(),
+                    );
+                }
             }
             let left = budget.saturating_sub(started.elapsed());
             let grace = left.max(Duration::from_secs(

@@ -19,11 +19,15 @@ pub struct PodNetwork {
     /// host-local's allocation state (kept under the agent's data dir so
     /// one machine can host several test agents).
     pub ipam_data_dir: PathBuf,
+    /// The pods' MTU when the node network needs a smaller one (VXLAN).
+    pub mtu: Option<u32>,
 }
 
 /// The conflist: bridge (gateway, hairpin for pods reaching their own
-/// Service, masquerade of traffic leaving the pod range) with host-local
-/// IPAM, then portmap for hostPorts.
+/// Service) with host-local IPAM, then portmap for hostPorts. The bridge
+/// plugin's own masquerade is off: it would masquerade pod-to-pod traffic
+/// to other nodes; `network` masquerades only traffic leaving the
+/// cluster's pod range.
 pub fn render(network: &PodNetwork) -> Value {
     let ranges: Vec<Value> = network
         .pod_cidrs
@@ -42,23 +46,27 @@ pub fn render(network: &PodNetwork) -> Value {
             json!({ "dst": default })
         })
         .collect();
+    let mut bridge = json!({
+        "type": "bridge",
+        "bridge": network.bridge,
+        "isGateway": true,
+        "ipMasq": false,
+        "hairpinMode": true,
+        "ipam": {
+            "type": "host-local",
+            "ranges": ranges,
+            "routes": routes,
+            "dataDir": network.ipam_data_dir,
+        },
+    });
+    if let Some(mtu) = network.mtu {
+        bridge["mtu"] = json!(mtu);
+    }
     json!({
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
         "plugins": [
-            {
-                "type": "bridge",
-                "bridge": network.bridge,
-                "isGateway": true,
-                "ipMasq": true,
-                "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": ranges,
-                    "routes": routes,
-                    "dataDir": network.ipam_data_dir,
-                },
-            },
+            bridge,
             { "type": "portmap", "capabilities": { "portMappings": true } },
         ],
     })
@@ -87,11 +95,14 @@ mod tests {
             pod_cidrs: vec!["10.42.3.0/24".into()],
             bridge: "krust0".into(),
             ipam_data_dir: "/var/lib/krust/agent/cni".into(),
+            mtu: Some(1450),
         });
         let bridge = &config["plugins"][0];
         assert_eq!(bridge["type"], "bridge");
         assert_eq!(bridge["bridge"], "krust0");
         assert_eq!(bridge["isGateway"], true);
+        assert_eq!(bridge["ipMasq"], false);
+        assert_eq!(bridge["mtu"], 1450);
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(bridge["ipam"]["routes"][0]["dst"], "0.0.0.0/0");
         assert_eq!(config["plugins"][1]["type"], "portmap");
@@ -103,6 +114,7 @@ mod tests {
             pod_cidrs: vec!["10.42.0.0/24".into(), "fd00:42::/64".into()],
             bridge: "krust0".into(),
             ipam_data_dir: "/tmp/cni".into(),
+            mtu: None,
         });
         let ipam = &config["plugins"][0]["ipam"];
         assert_eq!(ipam["ranges"].as_array().unwrap().len(), 2);

@@ -96,16 +96,55 @@ fn identity_labels(pod: &Pod) -> HashMap<String, String> {
     ])
 }
 
+/// What pods' resolv.conf is made from: the node's resolver and the
+/// cluster DNS (`--cluster-dns`, `--cluster-domain`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    pub host: HostDns,
+    pub cluster_servers: Vec<String>,
+    pub cluster_domain: String,
+}
+
+/// Upstream's limits on a pod's resolv.conf.
+const MAX_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+
 /// The sandbox's DNS: the pod's `dnsConfig` over its `dnsPolicy`'s base.
-/// Without cluster DNS, ClusterFirst falls back to the node's resolver, as
-/// upstream does when no cluster DNS is configured.
-pub fn dns_config(pod: &Pod, host: &HostDns) -> cri::DnsConfig {
+/// ClusterFirst uses the cluster DNS with the pod's namespace first in the
+/// search path and `ndots:5`, except for hostNetwork pods (those need
+/// ClusterFirstWithHostNet); without cluster DNS it falls back to the
+/// node's resolver, as upstream does.
+pub fn dns_config(pod: &Pod, settings: &DnsSettings) -> cri::DnsConfig {
     let spec = pod.spec.as_ref();
     let policy = spec
         .and_then(|spec| spec.dns_policy.as_deref())
         .unwrap_or("ClusterFirst");
+    let host = &settings.host;
+    let cluster = match policy {
+        "ClusterFirstWithHostNet" => true,
+        "ClusterFirst" => !host_network(pod),
+        _ => false,
+    } && !settings.cluster_servers.is_empty();
     let mut dns = match policy {
         "None" => cri::DnsConfig::default(),
+        _ if cluster => {
+            let domain = settings.cluster_domain.trim_end_matches('.');
+            let mut searches = vec![
+                format!("{}.svc.{domain}", namespace_of(pod)),
+                format!("svc.{domain}"),
+                domain.to_string(),
+            ];
+            for search in &host.searches {
+                if !searches.contains(search) {
+                    searches.push(search.clone());
+                }
+            }
+            cri::DnsConfig {
+                servers: settings.cluster_servers.clone(),
+                searches,
+                options: vec!["ndots:5".to_string()],
+            }
+        }
         _ => cri::DnsConfig {
             servers: host.servers.clone(),
             searches: host.searches.clone(),
@@ -134,6 +173,8 @@ pub fn dns_config(pod: &Pod, host: &HostDns) -> cri::DnsConfig {
             dns.options.push(text);
         }
     }
+    dns.servers.truncate(MAX_NAMESERVERS);
+    dns.searches.truncate(MAX_DNS_SEARCH_PATHS);
     dns
 }
 
@@ -242,7 +283,7 @@ pub fn sandbox_config(
     pod: &Pod,
     attempt: u32,
     logs_root: &Path,
-    host_dns: &HostDns,
+    dns: &DnsSettings,
     cgroup_parent: &str,
 ) -> cri::PodSandboxConfig {
     let security: Option<&PodSecurityContext> =
@@ -283,7 +324,7 @@ pub fn sandbox_config(
         }),
         hostname: sandbox_hostname(pod),
         log_directory: pod_log_directory(logs_root, pod).display().to_string(),
-        dns_config: Some(dns_config(pod, host_dns)),
+        dns_config: Some(dns_config(pod, dns)),
         port_mappings: port_mappings(pod),
         labels,
         annotations,
@@ -455,12 +496,15 @@ mod tests {
             "containers": [{"name": "web", "image": "nginx",
                 "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]}],
         }));
-        let host = HostDns::parse("nameserver 10.0.0.2\n");
+        let dns = DnsSettings {
+            host: HostDns::parse("nameserver 10.0.0.2\n"),
+            ..DnsSettings::default()
+        };
         let config = sandbox_config(
             &pod,
             1,
             Path::new("/logs"),
-            &host,
+            &dns,
             "/kubepods/besteffort/podu-1",
         );
         let metadata = config.metadata.unwrap();
@@ -491,7 +535,13 @@ mod tests {
     fn host_network_keeps_the_node_hostname_and_network() {
         let pod =
             pod(json!({"hostNetwork": true, "containers": [{"name": "a", "image": "busybox"}]}));
-        let config = sandbox_config(&pod, 0, Path::new("/l"), &HostDns::default(), "/kubepods");
+        let config = sandbox_config(
+            &pod,
+            0,
+            Path::new("/l"),
+            &DnsSettings::default(),
+            "/kubepods",
+        );
         assert_eq!(config.hostname, "");
         let namespaces = config
             .linux
@@ -512,11 +562,71 @@ mod tests {
         );
         let dns = dns_config(
             &pod,
-            &HostDns::parse("nameserver 10.0.0.2\noptions ndots:1\n"),
+            &DnsSettings {
+                host: HostDns::parse("nameserver 10.0.0.2\noptions ndots:1\n"),
+                ..DnsSettings::default()
+            },
         );
         assert_eq!(dns.servers, ["1.1.1.1"]);
         assert_eq!(dns.searches, ["x.local"]);
         assert_eq!(dns.options, ["ndots:5"]);
+    }
+
+    fn cluster_dns() -> DnsSettings {
+        DnsSettings {
+            host: HostDns::parse("nameserver 10.0.0.2\nsearch corp.example\noptions ndots:1\n"),
+            cluster_servers: vec!["10.43.0.10".into()],
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+
+    #[test]
+    fn cluster_first_searches_the_namespace_first_with_ndots_5() {
+        let pod = pod(json!({"containers": [{"name": "a", "image": "busybox"}]}));
+        let dns = dns_config(&pod, &cluster_dns());
+        assert_eq!(dns.servers, ["10.43.0.10"]);
+        assert_eq!(
+            dns.searches,
+            [
+                "shop.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "corp.example"
+            ]
+        );
+        assert_eq!(dns.options, ["ndots:5"]);
+    }
+
+    #[test]
+    fn host_network_pods_need_cluster_first_with_host_net_for_cluster_dns() {
+        let host_net = pod(json!({"hostNetwork": true,
+            "containers": [{"name": "a", "image": "busybox"}]}));
+        assert_eq!(dns_config(&host_net, &cluster_dns()).servers, ["10.0.0.2"]);
+        let with_host_net = pod(
+            json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet",
+            "containers": [{"name": "a", "image": "busybox"}]}),
+        );
+        assert_eq!(
+            dns_config(&with_host_net, &cluster_dns()).servers,
+            ["10.43.0.10"]
+        );
+        let default = pod(json!({"dnsPolicy": "Default",
+            "containers": [{"name": "a", "image": "busybox"}]}));
+        let dns = dns_config(&default, &cluster_dns());
+        assert_eq!(dns.servers, ["10.0.0.2"]);
+        assert_eq!(dns.options, ["ndots:1"]);
+    }
+
+    #[test]
+    fn pod_dns_config_adds_to_the_policy_base_within_upstream_limits() {
+        let pod = pod(
+            json!({"dnsConfig": {"nameservers": ["1.1.1.1", "8.8.8.8", "9.9.9.9"],
+            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]},
+            "containers": [{"name": "a", "image": "busybox"}]}),
+        );
+        let dns = dns_config(&pod, &cluster_dns());
+        assert_eq!(dns.servers, ["10.43.0.10", "1.1.1.1", "8.8.8.8"]);
+        assert_eq!(dns.options, ["ndots:2", "edns0"]);
     }
 
     #[test]

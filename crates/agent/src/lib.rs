@@ -5,6 +5,7 @@ pub mod cri_config;
 pub mod host;
 pub mod join;
 pub mod kubelet_server;
+pub mod network;
 pub mod node;
 pub mod observe;
 pub mod pod_workers;
@@ -42,6 +43,29 @@ pub struct AgentConfig {
     pub cni_bridge: String,
     /// The kubelet's HTTPS port.
     pub kubelet_port: u16,
+    /// How pods on different nodes reach each other.
+    pub flannel_backend: network::Backend,
+    /// The VXLAN link's name (`flannel.1`).
+    pub vxlan_device: String,
+    /// The cluster's pod range(s): pod traffic leaving them is masqueraded.
+    pub cluster_cidrs: Vec<String>,
+    /// The cluster DNS Service's address(es) pods resolve through.
+    pub cluster_dns: Vec<IpAddr>,
+    pub cluster_domain: String,
+}
+
+impl AgentConfig {
+    /// This node's place in the pod network.
+    pub fn network(&self) -> network::NetworkConfig {
+        network::NetworkConfig {
+            backend: self.flannel_backend,
+            node_name: self.node_name.clone(),
+            node_ip: self.node_ip,
+            cluster_cidrs: self.cluster_cidrs.clone(),
+            bridge: self.cni_bridge.clone(),
+            vxlan_device: self.vxlan_device.clone(),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -73,6 +97,12 @@ pub async fn join_and_run(
     files.write(server_url, &credentials)?;
     let client = client::from_kubeconfig(&files.kubeconfig).await?;
     run(client, config, credentials, shutdown).await
+}
+
+/// `krust agent --cleanup-network`: removes what the agent put into the
+/// host's network (the VTEP, routes to other nodes, netfilter rules).
+pub async fn cleanup_network(config: &AgentConfig) -> anyhow::Result<()> {
+    network::cleanup(&config.network()).await
 }
 
 /// The Node's pod ranges, once node IPAM has assigned them.
@@ -142,16 +172,35 @@ pub async fn run(
     });
 
     let pod_cidrs = wait_for_pod_cidrs(&client, &config.node_name).await?;
-    let network = cni::PodNetwork {
-        pod_cidrs,
-        bridge: config.cni_bridge.clone(),
-        ipam_data_dir: config.data_dir.join("cni"),
-    };
-    cni::write(&runtime.cni_conf_dir, &network)?;
+    let informers = std::sync::Arc::new(client::Informers::new(client.clone()));
+    let network_config = config.network();
+    if network_config.backend != network::Backend::None {
+        let local_cidr = pod_cidrs
+            .iter()
+            .find_map(|cidr| cidr.parse::<network::Ipv4Cidr>().ok())
+            .with_context(|| format!("the node's podCIDRs {pod_cidrs:?} have no IPv4 range"))?;
+        let mtu = network::prepare_host(&network_config, local_cidr)
+            .await
+            .context("setting up the pod network")?;
+        network::publish(&client, &network_config).await?;
+        let network = cni::PodNetwork {
+            pod_cidrs,
+            bridge: config.cni_bridge.clone(),
+            ipam_data_dir: config.data_dir.join("cni"),
+            mtu,
+        };
+        cni::write(&runtime.cni_conf_dir, &network)?;
+        parts.spawn(network::follow_nodes(informers.clone(), network_config));
+    }
+    informers.start();
 
-    let host_dns = cri_config::HostDns::parse(
-        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-    );
+    let dns = cri_config::DnsSettings {
+        host: cri_config::HostDns::parse(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+        cluster_servers: config.cluster_dns.iter().map(ToString::to_string).collect(),
+        cluster_domain: config.cluster_domain.clone(),
+    };
     let memory = i64::try_from(host.memory_bytes).unwrap_or(i64::MAX);
     let settings = kubelet::resources::ResourceSettings {
         cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
@@ -164,7 +213,7 @@ pub async fn run(
         config.node_ip.to_string(),
         config.data_dir.join("pod-logs"),
         config.data_dir.join("pods"),
-        host_dns,
+        dns,
         settings,
         node::allocatable(&host),
     );

@@ -23,7 +23,7 @@ use kubelet::status::{self, StatusContext, WaitingReason};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::cri_config::{self, ContainerLaunch, HostDns};
+use crate::cri_config::{self, ContainerLaunch, DnsSettings};
 use crate::observe;
 use crate::pod_workers::{PodSyncer, SyncOutcome};
 use crate::probing;
@@ -59,7 +59,7 @@ pub struct NodeSyncer {
     /// Per pod UID, its volumes (`PODS/UID/volumes/...`), as kubelet's
     /// `/var/lib/kubelet/pods`.
     pub pods_root: PathBuf,
-    pub host_dns: HostDns,
+    pub dns: DnsSettings,
     pub resource_settings: ResourceSettings,
     pub node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
     pub recorder: client::EventRecorder,
@@ -92,7 +92,7 @@ impl NodeSyncer {
         node_ip: String,
         logs_root: PathBuf,
         pods_root: PathBuf,
-        host_dns: HostDns,
+        dns: DnsSettings,
         resource_settings: ResourceSettings,
         node_allocatable: BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
     ) -> NodeSyncer {
@@ -104,7 +104,7 @@ impl NodeSyncer {
             node_ip,
             logs_root,
             pods_root,
-            host_dns,
+            dns,
             resource_settings,
             node_allocatable,
             recorder,
@@ -846,7 +846,7 @@ impl NodeSyncer {
             pod,
             plan.sandbox_attempt,
             &self.logs_root,
-            &self.host_dns,
+            &self.dns,
             &cgroup_parent,
         );
         let sandbox_id = if plan.create_sandbox {

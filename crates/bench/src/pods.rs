@@ -37,6 +37,7 @@ pub struct PodsBench {
 struct AgentProcess {
     child: Child,
     dir: PathBuf,
+    krust: PathBuf,
 }
 
 impl AgentProcess {
@@ -51,11 +52,21 @@ impl Drop for AgentProcess {
         let _ = self.child.wait();
         let agent_dir = self.dir.join("agent");
         containerd::testing::clean_up_after(&agent_dir, &self.socket());
-        let _ = Command::new("ip")
-            .args(["link", "del", BRIDGE])
-            .stderr(Stdio::null())
-            .status();
+        remove_node_network(&self.krust);
     }
+}
+
+/// What the bench's agents put into the host's network: the VTEP, routes,
+/// netfilter rules (`krust agent --cleanup-network`) and the bridge.
+fn remove_node_network(krust: &Path) {
+    let _ = Command::new(krust)
+        .args(["agent", "--cleanup-network", "--cni-bridge", BRIDGE])
+        .stderr(Stdio::null())
+        .status();
+    let _ = Command::new("ip")
+        .args(["link", "del", BRIDGE])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// User and system CPU seconds of a process so far.
@@ -223,10 +234,7 @@ async fn measure_server_to_ready(bench: &PodsBench, out: &mut impl Write) -> any
     let socket = agent_dir.join("containerd-state/containerd.sock");
     let dir = server.stop();
     containerd::testing::clean_up_after(&agent_dir, &socket);
-    let _ = Command::new("ip")
-        .args(["link", "del", BRIDGE])
-        .stderr(Stdio::null())
-        .status();
+    remove_node_network(&bench.krust);
     drop(dir);
     Ok(())
 }
@@ -332,11 +340,13 @@ pub async fn run(bench: &PodsBench, out: &mut impl Write) -> anyhow::Result<()> 
             .arg("--data-dir")
             .arg(agent_dir.path())
             .args(["--node-name", NODE, "--cni-bridge", BRIDGE])
+            .args(["--cluster-cidr", CLUSTER_CIDR])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting krust agent")?,
         dir: agent_dir.path().to_path_buf(),
+        krust: bench.krust.clone(),
     };
     let agent_pid = agent.child.id();
     let joined = Instant::now();

@@ -89,10 +89,24 @@ struct NodeArgs {
     /// The kubelet's HTTPS port.
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// How pods reach pods on other nodes: vxlan, host-gw (nodes share an L2 network) or none (an external CNI).
+    #[arg(long, default_value = "vxlan", value_parser = clap::builder::ValueParser::new(|text: &str| text.parse::<agent::network::Backend>()))]
+    flannel_backend: agent::network::Backend,
+    /// The cluster DNS Service's address, pods' nameserver (comma-separated for dual stack).
+    #[arg(long, value_delimiter = ',', default_value = "10.43.0.10")]
+    cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 impl NodeArgs {
-    fn agent_config(&self, data_dir: &std::path::Path, control_plane: bool) -> agent::AgentConfig {
+    fn agent_config(
+        &self,
+        data_dir: &std::path::Path,
+        control_plane: bool,
+        cluster_cidr: &str,
+    ) -> agent::AgentConfig {
         agent::AgentConfig {
             node_name: self.node_name.clone().unwrap_or_else(agent::host::hostname),
             data_dir: data_dir.join("agent"),
@@ -106,6 +120,15 @@ impl NodeArgs {
                 .unwrap_or_else(|| data_dir.join("registries.yaml")),
             cni_bridge: self.cni_bridge.clone(),
             kubelet_port: self.kubelet_port,
+            flannel_backend: self.flannel_backend,
+            vxlan_device: "flannel.1".to_string(),
+            cluster_cidrs: cluster_cidr
+                .split(',')
+                .map(|cidr| cidr.trim().to_string())
+                .filter(|cidr| !cidr.is_empty())
+                .collect(),
+            cluster_dns: self.cluster_dns.clone(),
+            cluster_domain: self.cluster_domain.clone(),
         }
     }
 }
@@ -113,14 +136,20 @@ impl NodeArgs {
 #[derive(clap::Args)]
 struct AgentArgs {
     /// The API server, https://HOST:PORT.
-    #[arg(long)]
-    server: String,
+    #[arg(long, required_unless_present = "cleanup_network")]
+    server: Option<String>,
     /// A server token (`krust server --token`).
+    #[arg(long, required_unless_present = "cleanup_network")]
+    token: Option<String>,
+    /// Remove the pod network's links, routes and netfilter rules this agent made (same --cni-bridge), then exit.
     #[arg(long)]
-    token: String,
+    cleanup_network: bool,
     /// Where containerd's state, pod logs and volumes live.
     #[arg(long, default_value = "/var/lib/krust")]
     data_dir: PathBuf,
+    /// The cluster's pod address range (the server's `--cluster-cidr`): pod traffic leaving it is masqueraded.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -319,8 +348,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(server(*args)),
         Command::Agent(args) => runtime.block_on(async {
-            let config = args.node.agent_config(&args.data_dir, false);
-            agent::join_and_run(&args.server, &args.token, config, sim::termination_signal()).await
+            let config = args
+                .node
+                .agent_config(&args.data_dir, false, &args.cluster_cidr);
+            if args.cleanup_network {
+                return agent::cleanup_network(&config).await;
+            }
+            let (Some(server), Some(token)) = (&args.server, &args.token) else {
+                anyhow::bail!("--server and --token are required");
+            };
+            agent::join_and_run(server, token, config, sim::termination_signal()).await
         }),
         Command::Sim {
             kubeconfig,
@@ -493,7 +530,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         write_kubeconfig: args.write_kubeconfig.clone(),
         tokens: args.token.clone(),
         service_cidr,
-        node_ips: Vec::new(),
+        // Agents on other machines reach the API at the node's address.
+        node_ips: [
+            Some(
+                args.node
+                    .node_ip
+                    .unwrap_or_else(agent::host::default_node_ip),
+            ),
+            Some(args.bind_address).filter(|address| !address.is_unspecified()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     };
     let disabled = Disabled::parse(&args.disable)?;
     let running = apiserver::server::start(config, store, listener).await?;
@@ -546,7 +594,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         ));
     }
     if !args.disable_agent {
-        let config = args.node.agent_config(&args.data_dir, true);
+        let config = args
+            .node
+            .agent_config(&args.data_dir, true, &args.cluster_cidr);
         let credentials = running
             .node_credentials(&config.credentials_request())
             .map_err(|error| {

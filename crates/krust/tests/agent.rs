@@ -39,6 +39,9 @@ impl NodeCluster {
             // Tests run side by side: each kubelet API on a port of its own.
             "--kubelet-port",
             "0",
+            // One node: no VXLAN device in the host's namespace.
+            "--flannel-backend",
+            "host-gw",
         ]
         .map(String::from)
         .to_vec();
@@ -127,11 +130,23 @@ impl Drop for NodeCluster {
         let dir = cluster.server.stop();
         let agent_dir = dir.path().join("agent");
         containerd::testing::clean_up_after(&agent_dir, &Self::socket(&agent_dir));
-        let _ = Command::new("ip")
-            .args(["link", "del", self.bridge])
-            .status();
+        remove_pod_network(self.bridge);
         drop(dir);
     }
+}
+
+/// The bridge, and what `krust agent --cleanup-network` removes (the
+/// egress rules' table).
+fn remove_pod_network(bridge: &str) {
+    let cleaned = Command::new(env!("CARGO_BIN_EXE_krust"))
+        .args(["agent", "--cleanup-network", "--flannel-backend", "host-gw"])
+        .args(["--cni-bridge", bridge])
+        .status();
+    // Runs in Drop: report, never panic during an unwinding test.
+    if !cleaned.is_ok_and(|status| status.success()) {
+        eprintln!("krust agent --cleanup-network failed for {bridge}");
+    }
+    let _ = Command::new("ip").args(["link", "del", bridge]).status();
 }
 
 fn http_get(address: &str, path: &str) -> std::io::Result<String> {
@@ -413,9 +428,7 @@ impl Drop for JoinedAgent {
         let _ = self.child.wait();
         let agent_dir = self.dir.path().join("agent");
         containerd::testing::clean_up_after(&agent_dir, &NodeCluster::socket(&agent_dir));
-        let _ = Command::new("ip")
-            .args(["link", "del", self.bridge])
-            .status();
+        remove_pod_network(self.bridge);
     }
 }
 
@@ -431,6 +444,12 @@ fn krust_agent_joins_with_the_token_and_runs_pods() {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--node-name", "joined-node", "--cni-bridge", "kre2e3"])
+        .args([
+            "--cluster-cidr",
+            "10.81.0.0/16",
+            "--flannel-backend",
+            "host-gw",
+        ])
         .args(["--kubelet-port", "0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

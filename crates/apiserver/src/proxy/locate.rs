@@ -10,14 +10,15 @@ use crate::status::ApiError;
 /// (kube-apiserver's `--kubelet-port` default).
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 
-/// kube-apiserver's default `--kubelet-preferred-address-types`: overrides first, internal before external,
-/// DNS before IP.
+/// The kubelet address types in order of preference: k3s's
+/// `--kubelet-preferred-address-types` (IPs first), since node host names
+/// often do not resolve, or resolve to the wrong machine, across a cluster.
 const PREFERRED_ADDRESS_TYPES: [&str; 5] = [
+    "InternalIP",
+    "ExternalIP",
     "Hostname",
     "InternalDNS",
-    "InternalIP",
     "ExternalDNS",
-    "ExternalIP",
 ];
 
 /// Query parameters in their order, repeated keys kept (exec's `command` repeats).
@@ -490,6 +491,15 @@ mod tests {
             "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.4"}]}});
         assert_eq!(
             kubelet_endpoint(&labelled).unwrap(),
+            KubeletEndpoint {
+                host: "10.0.0.4".into(),
+                port: DEFAULT_KUBELET_PORT
+            }
+        );
+        let named_only = json!({"metadata": {"labels": {"kubernetes.io/hostname": "n1"}},
+            "status": {"addresses": []}});
+        assert_eq!(
+            kubelet_endpoint(&named_only).unwrap(),
             KubeletEndpoint {
                 host: "n1".into(),
                 port: DEFAULT_KUBELET_PORT

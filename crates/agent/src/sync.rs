@@ -353,7 +353,9 @@ impl NodeSyncer {
 
     /// Removes a gone pod's log directory (`NAMESPACE_NAME_UID`) and volumes.
     fn remove_pod_files(&self, uid: &str) {
-        let _ = std::fs::remove_dir_all(self.pods_root.join(uid));
+        let pod_dir = self.pods_root.join(uid);
+        volumes::unmount_all_under(&pod_dir);
+        let _ = std::fs::remove_dir_all(pod_dir);
         let suffix = format!("_{uid}");
         let Ok(entries) = std::fs::read_dir(&self.logs_root) else {
             return;

@@ -409,21 +409,35 @@ pub fn prepare(
         )
     };
     if let Some(dir) = &volume.empty_dir {
-        if dir
-            .medium
-            .as_deref()
-            .is_some_and(|medium| !medium.is_empty())
-        {
-            return Err(format!(
-                "MountVolume.SetUp failed for volume \"{}\" : emptyDir medium {:?} is not supported by this agent yet",
-                volume.name,
-                dir.medium.as_deref().unwrap_or_default()
-            ));
-        }
         let path = pod_dir
             .join("volumes/kubernetes.io~empty-dir")
             .join(&volume.name);
         std::fs::create_dir_all(&path).map_err(failed)?;
+        match dir.medium.as_deref().unwrap_or_default() {
+            "" => {}
+            "Memory" => {
+                let size = match &dir.size_limit {
+                    Some(limit) => Some(
+                        kubelet::quantity::Quantity::from_api(limit)
+                            .map_err(|error| {
+                                format!(
+                                    "MountVolume.SetUp failed for volume \"{}\" : invalid sizeLimit: {error}",
+                                    volume.name
+                                )
+                            })?
+                            .value(),
+                    ),
+                    None => None,
+                };
+                ensure_tmpfs(&path, size).map_err(failed)?;
+            }
+            other => {
+                return Err(format!(
+                    "MountVolume.SetUp failed for volume \"{}\" : emptyDir medium {other:?} is not supported by this agent",
+                    volume.name
+                ));
+            }
+        }
         return Ok(path);
     }
     if let Some(host) = &volume.host_path {
@@ -460,6 +474,11 @@ pub fn prepare(
     match render(pod, volume, objects) {
         Ok(Some((plugin, payload))) => {
             let path = pod_dir.join("volumes").join(plugin).join(&volume.name);
+            // As upstream: secrets (alone or projected) never touch the disk.
+            if plugin == "kubernetes.io~secret" || plugin == "kubernetes.io~projected" {
+                std::fs::create_dir_all(&path).map_err(failed)?;
+                ensure_tmpfs(&path, None).map_err(failed)?;
+            }
             write_atomically(&path, &payload).map_err(failed)?;
             Ok(path)
         }
@@ -474,10 +493,144 @@ pub fn prepare(
     }
 }
 
+/// Whether `path` is the root of a mount (its device differs from its
+/// parent's).
+fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(path);
+    Ok(std::fs::metadata(path)?.dev() != std::fs::metadata(parent)?.dev())
+}
+
+/// Mounts a tmpfs on `path` unless one is there already; `size` in bytes.
+fn ensure_tmpfs(path: &Path, size: Option<i64>) -> std::io::Result<()> {
+    if is_mount_point(path)? {
+        return Ok(());
+    }
+    let mut options = String::from("mode=0777");
+    if let Some(size) = size.filter(|size| *size > 0) {
+        options.push_str(&format!(",size={size}"));
+    }
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    let options = std::ffi::CString::new(options).map_err(std::io::Error::other)?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the
+    // call; tmpfs takes its options as a string.
+    let result = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            options.as_ptr().cast(),
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Detaches every mount under `dir` (a gone pod's tmpfs volumes), deepest
+/// first, so the directory can be removed.
+pub fn unmount_all_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut mounts: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(point.replace("\\040", " ")))
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in mounts {
+        let Ok(target) = std::ffi::CString::new(point.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        // SAFETY: `target` is a NUL-terminated path that outlives the call.
+        let result = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        if result != 0 {
+            tracing::warn!(mount = %point.display(), error = %std::io::Error::last_os_error(), "unmounting a volume");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A pod directory whose tmpfs volumes are unmounted when dropped.
+    struct PodDir(tempfile::TempDir);
+
+    impl PodDir {
+        fn new() -> PodDir {
+            PodDir(tempfile::tempdir().unwrap())
+        }
+
+        fn path(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    impl Drop for PodDir {
+        fn drop(&mut self) {
+            unmount_all_under(self.0.path());
+        }
+    }
+
+    fn filesystem_type(path: &Path) -> (i64, u64) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut stats = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: `c_path` is NUL-terminated and `stats` is written by statfs
+        // before it is read.
+        let stats = unsafe {
+            assert_eq!(libc::statfs(c_path.as_ptr(), stats.as_mut_ptr()), 0);
+            stats.assume_init()
+        };
+        (stats.f_type as i64, stats.f_blocks * stats.f_bsize as u64)
+    }
+
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+    #[test]
+    fn secrets_and_memory_empty_dirs_live_on_tmpfs() {
+        let dir = PodDir::new();
+        let pod = pod(json!([
+            {"name": "secret", "secret": {"secretName": "creds"}},
+            {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+            {"name": "disk", "emptyDir": {}},
+        ]));
+        let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
+        let secret = prepare(&pod, &volumes[0], dir.path(), &objects()).unwrap();
+        assert_eq!(filesystem_type(&secret).0, TMPFS_MAGIC);
+        // A refresh keeps the one mount.
+        prepare(&pod, &volumes[0], dir.path(), &objects()).unwrap();
+        let scratch = prepare(&pod, &volumes[1], dir.path(), &objects()).unwrap();
+        assert_eq!(filesystem_type(&scratch), (TMPFS_MAGIC, 8 << 20));
+        let disk = prepare(&pod, &volumes[2], dir.path(), &objects()).unwrap();
+        assert_ne!(filesystem_type(&disk).0, TMPFS_MAGIC);
+        let mounts = |root: &Path| {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|line| line.contains(root.to_str().unwrap()))
+                .count()
+        };
+        assert_eq!(mounts(dir.path()), 2);
+        unmount_all_under(dir.path());
+        assert_eq!(mounts(dir.path()), 0);
+        std::fs::remove_dir_all(dir.path().join("volumes")).unwrap();
+    }
+
+    #[test]
+    fn unknown_empty_dir_media_are_refused() {
+        let dir = PodDir::new();
+        let pod = pod(json!([{"name": "huge", "emptyDir": {"medium": "HugePages"}}]));
+        let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
+        let error = prepare(&pod, &volumes[0], dir.path(), &objects()).unwrap_err();
+        assert!(error.contains("emptyDir medium \"HugePages\""), "{error}");
+    }
 
     fn pod(volumes: serde_json::Value) -> Pod {
         serde_json::from_value(json!({
@@ -508,7 +661,7 @@ mod tests {
 
     #[test]
     fn config_maps_and_secrets_become_files_through_data() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = PodDir::new();
         let pod = pod(json!([
             {"name": "config", "configMap": {"name": "settings", "items": [{"key": "mode", "path": "sub/mode", "mode": 0o600}]}},
             {"name": "secret", "secret": {"secretName": "creds", "defaultMode": 0o400}},
@@ -538,7 +691,7 @@ mod tests {
 
     #[test]
     fn an_update_swaps_the_payload_in_place() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = PodDir::new();
         let pod = pod(json!([{"name": "config", "configMap": {"name": "settings"}}]));
         let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
         let mut objects = objects();
@@ -562,7 +715,7 @@ mod tests {
 
     #[test]
     fn missing_objects_fail_unless_optional() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = PodDir::new();
         let pod = pod(json!([
             {"name": "a", "configMap": {"name": "absent"}},
             {"name": "b", "configMap": {"name": "absent", "optional": true}},
@@ -582,7 +735,7 @@ mod tests {
 
     #[test]
     fn downward_api_renders_identity_and_labels() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = PodDir::new();
         let pod = pod(json!([{"name": "info", "downwardAPI": {"items": [
             {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
             {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
@@ -600,7 +753,7 @@ mod tests {
 
     #[test]
     fn escaping_paths_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = PodDir::new();
         let pod = pod(
             json!([{"name": "config", "configMap": {"name": "settings", "items": [{"key": "mode", "path": "../evil"}]}}]),
         );

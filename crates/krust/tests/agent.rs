@@ -291,8 +291,35 @@ metadata: {name: missing}
 spec:
   terminationGracePeriodSeconds: 1
   containers: [{name: main, image: '127.0.0.1:1/krust/absent:1'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    # tail buffers a line that never ends: memory grows until the limit.
+    command: [tail, /dev/zero]
+    resources: {limits: {memory: 24Mi}}
 ",
     );
+    // The memory hog is killed by the kernel at its limit: OOMKilled, 137.
+    let hog = wait_for(Duration::from_secs(60), "the hog OOMKilled", || {
+        let pod = cluster.json(&["get", "pod", "hog", "-o", "json"]);
+        let status = container_status(&pod);
+        if status["state"]["terminated"].is_object() && pod["status"]["phase"] == "Failed" {
+            Ok(status)
+        } else {
+            Err(pod["status"].to_string())
+        }
+    });
+    assert_eq!(hog["state"]["terminated"]["reason"], "OOMKilled", "{hog}");
+    assert_eq!(hog["state"]["terminated"]["exitCode"], 137, "{hog}");
+    assert_eq!(hog["restartCount"], 0, "{hog}");
     // Exit 3, restarted once at once, then held back 10 s: CrashLoopBackOff.
     let status = wait_for(Duration::from_secs(60), "CrashLoopBackOff", || {
         let pod = cluster.json(&["get", "pod", "crasher", "-o", "json"]);
@@ -339,7 +366,14 @@ spec:
     assert!(events.contains("Failed to pull image"), "{events}");
     assert!(events.contains("ErrImagePull"), "{events}");
 
-    cluster.ok(&["delete", "pod", "crasher", "missing", "--timeout=60s"]);
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "crasher",
+        "missing",
+        "hog",
+        "--timeout=60s",
+    ]);
     node.wait_until_no_containers();
 }
 
@@ -483,7 +517,65 @@ fn krust_agent_joins_with_the_token_and_runs_pods() {
         "an agent is no control plane"
     );
     // The agent's own credentials, as upstream keeps them.
-    assert!(agent.dir.path().join("agent/kubelet.kubeconfig").exists());
+    let node_kubeconfig = agent.dir.path().join("agent/kubelet.kubeconfig");
+    assert!(node_kubeconfig.exists());
+
+    // The kubelet API serves the cluster's admins (the API server's client
+    // identity) and refuses other certificates of the cluster's CA, such as
+    // the node's own, with 403; no certificate at all gets 401.
+    let kubelet_port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap();
+    let kubelet_pods = format!("https://127.0.0.1:{kubelet_port}/pods");
+    let status_with = |kubeconfig: &std::path::Path| -> String {
+        let credentials = tempfile::tempdir().unwrap();
+        for (field, file) in [
+            ("client-certificate-data", "client.crt"),
+            ("client-key-data", "client.key"),
+        ] {
+            let encoded = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["config", "view", "--raw", "-o"])
+                .arg(format!("jsonpath={{.users[0].user.{field}}}"))
+                .output()
+                .unwrap();
+            let decoded = Command::new("base64")
+                .arg("-d")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    child.stdin.take().unwrap().write_all(&encoded.stdout)?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            std::fs::write(credentials.path().join(file), decoded.stdout).unwrap();
+        }
+        let output = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--cert"])
+            .arg(credentials.path().join("client.crt"))
+            .arg("--key")
+            .arg(credentials.path().join("client.key"))
+            .arg(&kubelet_pods)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert_eq!(status_with(&node_kubeconfig), "403");
+    assert_eq!(status_with(&cluster.kubeconfig()), "200");
+    let anonymous = Command::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &kubelet_pods,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
 
     cluster.apply(
         "apiVersion: v1

@@ -13,6 +13,7 @@ pub mod probing;
 pub mod pull_auth;
 pub mod registration;
 pub mod runtime;
+pub mod static_pods;
 pub mod sync;
 pub mod volumes;
 
@@ -234,6 +235,18 @@ pub async fn run(
             logs_root: config.data_dir.join("pod-logs"),
         }),
     ));
+    parts.spawn({
+        let (client, name, uid, dir) = (
+            client.clone(),
+            config.node_name.clone(),
+            registered.uid.clone(),
+            config.data_dir.join("pod-manifests"),
+        );
+        async move {
+            static_pods::run(client, name, uid, dir).await;
+            Ok(())
+        }
+    });
     parts.spawn(pod_workers::run(
         client.clone(),
         config.node_name.clone(),

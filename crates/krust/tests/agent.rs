@@ -1032,3 +1032,109 @@ spec:
     ]);
     node.wait_until_no_containers();
 }
+
+#[test]
+fn static_pods_run_from_the_manifest_directory_as_mirror_pods() {
+    let node = NodeCluster::start("kre2e9", "10.87.0.0/16");
+    let cluster = node.cluster();
+    node.wait_until_ready();
+    let manifests = node.agent_dir().join("pod-manifests");
+    let manifest = |message: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, namespace: kube-system}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, 'echo {message}; exec sleep 3600']}}]\n"
+        )
+    };
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("web.yaml"), manifest("first")).unwrap();
+    let mirror_name = format!("web-{NODE}");
+    let running = |not_uid: &str| -> Value {
+        wait_for(Duration::from_secs(60), "the mirror pod running", || {
+            let output = cluster.run(
+                &[
+                    "get",
+                    "pod",
+                    "-n",
+                    "kube-system",
+                    &mirror_name,
+                    "-o",
+                    "json",
+                ],
+                &[],
+                None,
+            );
+            let pod: Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+            if pod["status"]["phase"] == "Running" && pod["metadata"]["uid"] != not_uid {
+                Ok(pod)
+            } else {
+                Err(format!("{pod}"))
+            }
+        })
+    };
+    let first = running("");
+    let annotations = &first["metadata"]["annotations"];
+    assert_eq!(annotations["kubernetes.io/config.source"], "file");
+    let hash = annotations["kubernetes.io/config.mirror"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(annotations["kubernetes.io/config.hash"], hash.as_str());
+    assert_eq!(first["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(first["metadata"]["ownerReferences"][0]["name"], NODE);
+    let logs = cluster.ok(&["logs", "-n", "kube-system", &mirror_name]);
+    assert_eq!(logs, "first\n");
+
+    // Deleted through the API, the mirror pod comes back while its file is there.
+    let first_uid = first["metadata"]["uid"].as_str().unwrap().to_string();
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "-n",
+        "kube-system",
+        &mirror_name,
+        "--timeout=60s",
+    ]);
+    let again = running(&first_uid);
+    assert_eq!(
+        again["metadata"]["annotations"]["kubernetes.io/config.mirror"],
+        hash.as_str()
+    );
+
+    // An edited file replaces the pod.
+    std::fs::write(manifests.join("web.yaml"), manifest("second")).unwrap();
+    let edited = wait_for(Duration::from_secs(60), "the edited static pod", || {
+        let pod = running("");
+        let now = pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].clone();
+        if now != hash.as_str() {
+            Ok(pod)
+        } else {
+            Err(now.to_string())
+        }
+    });
+    let edited_name = edited["metadata"]["name"].as_str().unwrap().to_string();
+    wait_for(Duration::from_secs(30), "the edited pod's logs", || {
+        let logs = cluster.run(&["logs", "-n", "kube-system", &edited_name], &[], None);
+        let text = String::from_utf8_lossy(&logs.stdout).to_string();
+        if text == "second\n" {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+
+    // A removed file removes the pod and its containers.
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    wait_for(Duration::from_secs(60), "the mirror pod gone", || {
+        let output = cluster.run(
+            &["get", "pods", "-n", "kube-system", "-o", "name"],
+            &[],
+            None,
+        );
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        if text.contains(&mirror_name) {
+            Err(text)
+        } else {
+            Ok(())
+        }
+    });
+    node.wait_until_no_containers();
+}

@@ -316,7 +316,7 @@ mod tests {
                 (("default".into(), "gone-n".into()), "u-orphan".into()),
             ]
         );
-        let fresh = super::plan(&[web.clone()], &[]);
+        let fresh = super::plan(std::slice::from_ref(&web), &[]);
         assert_eq!(fresh.create, [("default".to_string(), "web-n".to_string())]);
     }
 }

@@ -96,6 +96,26 @@ pub fn go_architecture(rust_arch: &str) -> &str {
 
 /// The size of the filesystem holding `path`, in bytes.
 pub fn filesystem_bytes(path: &Path) -> Option<u64> {
+    statvfs(path).map(|stats| stats.capacity_bytes)
+}
+
+/// Space and inodes of the filesystem holding a path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilesystemStats {
+    pub capacity_bytes: u64,
+    pub free_bytes: u64,
+    /// Free to unprivileged users.
+    pub available_bytes: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
+}
+
+/// [`FilesystemStats`] of `path`'s filesystem (zeros if it cannot be read).
+pub fn filesystem_stats(path: &Path) -> FilesystemStats {
+    statvfs(path).unwrap_or_default()
+}
+
+fn statvfs(path: &Path) -> Option<FilesystemStats> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -107,7 +127,13 @@ pub fn filesystem_bytes(path: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it initialised the struct.
     let stats = unsafe { stats.assume_init() };
-    Some(stats.f_blocks * stats.f_frsize)
+    Some(FilesystemStats {
+        capacity_bytes: stats.f_blocks * stats.f_frsize,
+        free_bytes: stats.f_bfree * stats.f_frsize,
+        available_bytes: stats.f_bavail * stats.f_frsize,
+        inodes: stats.f_files,
+        inodes_free: stats.f_ffree,
+    })
 }
 
 /// The address other machines reach this one on: the source address of

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cri::{RuntimeService, api};
+use cri::api;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -21,14 +21,16 @@ use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
 use crate::cri_config;
 use crate::observe;
 use crate::pod_workers::PodStore;
+use crate::stats;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
 /// What the server reads pods and containers from.
 pub struct KubeletBackend {
     pub store: PodStore,
-    pub runtime: Arc<dyn RuntimeService>,
+    pub runtime: Arc<dyn crate::sync::Runtime>,
     pub logs_root: PathBuf,
+    pub stats: crate::stats::StatsSource,
 }
 
 /// TLS for the kubelet port: the node's serving certificate, and client
@@ -161,6 +163,36 @@ async fn route(
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["pods"] => pods(backend),
+        ["stats", "summary"] => {
+            let summary =
+                stats::summary(&backend.stats, backend.runtime.as_ref(), &pod_list(backend)).await;
+            json_response(&summary)
+        }
+        ["metrics", "resource"] => {
+            let summary =
+                stats::summary(&backend.stats, backend.runtime.as_ref(), &pod_list(backend)).await;
+            prometheus(stats::resource_metrics(&summary))
+        }
+        ["metrics"] => {
+            let running = backend
+                .runtime
+                .list_containers(None)
+                .await
+                .map(|containers| {
+                    containers
+                        .iter()
+                        .filter(|container| {
+                            container.state == api::ContainerState::ContainerRunning as i32
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            prometheus(stats::kubelet_metrics(
+                &backend.stats.node_name,
+                &pod_list(backend),
+                running,
+            ))
+        }
         ["containerLogs", namespace, pod, container] => {
             container_logs(backend, namespace, pod, container, &query_pairs(&request)).await
         }
@@ -212,13 +244,35 @@ async fn route(
     }
 }
 
-fn pods(backend: &KubeletBackend) -> Response<Body> {
-    let items: Vec<Pod> = backend
+fn pod_list(backend: &KubeletBackend) -> Vec<Pod> {
+    backend
         .store
         .all()
         .iter()
         .map(|pod| Pod::clone(pod))
-        .collect();
+        .collect()
+}
+
+fn json_response(value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn prometheus(text: String) -> Response<Body> {
+    let mut response = Response::new(full(text.into_bytes()));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn pods(backend: &KubeletBackend) -> Response<Body> {
+    let items = pod_list(backend);
     let list = serde_json::json!({
         "kind": "PodList",
         "apiVersion": "v1",

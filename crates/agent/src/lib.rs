@@ -14,6 +14,7 @@ pub mod pull_auth;
 pub mod registration;
 pub mod runtime;
 pub mod static_pods;
+pub mod stats;
 pub mod sync;
 pub mod volumes;
 
@@ -233,6 +234,12 @@ pub async fn run(
             store: store.clone(),
             runtime: std::sync::Arc::new(runtime.client.clone()),
             logs_root: config.data_dir.join("pod-logs"),
+            stats: stats::StatsSource::new(
+                config.node_name.clone(),
+                config.data_dir.clone(),
+                config.data_dir.join("pod-logs"),
+                config.data_dir.join("pods"),
+            ),
         }),
     ));
     parts.spawn({

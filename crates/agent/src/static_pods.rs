@@ -68,10 +68,22 @@ pub fn mirror_pod(
     if pod.metadata.name.as_deref().unwrap_or_default().is_empty() {
         return Err(format!("{}: the pod has no name", file.display()));
     }
-    let hash = format!("{:016x}", fnv1a(&[text.as_bytes(), b"\0", node_name.as_bytes()]));
-    let name = format!("{}-{node_name}", pod.metadata.name.as_deref().unwrap_or_default());
+    let hash = format!(
+        "{:016x}",
+        fnv1a(&[text.as_bytes(), b"\0", node_name.as_bytes()])
+    );
+    let name = format!(
+        "{}-{node_name}",
+        pod.metadata.name.as_deref().unwrap_or_default()
+    );
     pod.metadata.name = Some(name);
-    if pod.metadata.namespace.as_deref().unwrap_or_default().is_empty() {
+    if pod
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
         pod.metadata.namespace = Some("default".to_string());
     }
     pod.metadata.uid = None;
@@ -306,7 +318,12 @@ mod tests {
         .unwrap();
         let plan = plan(
             &[web.clone(), db.clone()],
-            &[with(&web, &web.hash, "u-web"), with(&db, "stale", "u-db"), orphan, regular],
+            &[
+                with(&web, &web.hash, "u-web"),
+                with(&db, "stale", "u-db"),
+                orphan,
+                regular,
+            ],
         );
         assert_eq!(plan.create, Vec::<(String, String)>::new());
         assert_eq!(

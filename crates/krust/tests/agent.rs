@@ -257,6 +257,61 @@ fn a_deployment_runs_as_real_containers_on_the_server_node() {
         assert!(described.contains(event), "{described}");
     }
 
+    // Resource figures through the node proxy: the Summary API and the
+    // Prometheus text metrics-server reads; CPU rates need a second sample.
+    let summary_path = format!("/api/v1/nodes/{NODE}/proxy/stats/summary");
+    cluster.ok(&["get", "--raw", &summary_path]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let summary: Value =
+        serde_json::from_str(&cluster.ok(&["get", "--raw", &summary_path])).unwrap();
+    assert_eq!(summary["node"]["nodeName"], NODE);
+    assert!(
+        summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{}",
+        summary["node"]
+    );
+    assert!(
+        summary["node"]["fs"]["capacityBytes"].as_u64() > Some(0),
+        "{}",
+        summary["node"]
+    );
+    assert!(
+        summary["node"]["cpu"]["usageNanoCores"].is_u64(),
+        "{}",
+        summary["node"]
+    );
+    let web_pod = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|pod| pod["podRef"]["name"] == first)
+        .unwrap_or_else(|| panic!("{first} in {summary}"));
+    let container = &web_pod["containers"][0];
+    assert_eq!(container["name"], "httpd");
+    assert!(
+        container["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{container}"
+    );
+    assert!(
+        container["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{container}"
+    );
+    let resource = cluster.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{NODE}/proxy/metrics/resource"),
+    ]);
+    assert!(
+        resource.contains(&format!("container_memory_working_set_bytes{{container=\"httpd\",namespace=\"default\",pod=\"{first}\"}}")),
+        "{resource}"
+    );
+    let metrics = cluster.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{NODE}/proxy/metrics"),
+    ]);
+    assert!(metrics.contains("kubelet_running_pods 3\n"), "{metrics}");
+
     // Deleted pods' containers go; the ReplicaSet's replacements run.
     cluster.ok(&["delete", "pod", first, "--wait=true", "--timeout=60s"]);
     cluster.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);

@@ -3,6 +3,7 @@
 pub mod cni;
 pub mod cri_config;
 pub mod host;
+pub mod image_gc;
 pub mod join;
 pub mod kubelet_server;
 pub mod network;
@@ -54,6 +55,7 @@ pub struct AgentConfig {
     /// The cluster DNS Service's address(es) pods resolve through.
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    pub image_gc: image_gc::ImageGcPolicy,
 }
 
 impl AgentConfig {
@@ -138,6 +140,13 @@ pub async fn run(
     credentials: api::join::NodeCredentials,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let gc = config.image_gc;
+    anyhow::ensure!(
+        gc.high_threshold_percent > gc.low_threshold_percent,
+        "invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) {} must be greater than imageGCLowThresholdPercent (--image-gc-low-threshold) {}",
+        gc.high_threshold_percent,
+        gc.low_threshold_percent
+    );
     let runtime = runtime::NodeRuntime::start(&config).await?;
     let host = host::HostFacts::read(&config.data_dir);
     let kubelet_address = std::net::SocketAddr::new(
@@ -251,6 +260,15 @@ pub async fn run(
         );
         async move {
             static_pods::run(client, name, uid, dir).await;
+            Ok(())
+        }
+    });
+    parts.spawn({
+        let runtime: std::sync::Arc<dyn sync::Runtime> =
+            std::sync::Arc::new(runtime.client.clone());
+        let policy = config.image_gc;
+        async move {
+            image_gc::run(runtime, policy, containerd::PAUSE_IMAGE.to_string()).await;
             Ok(())
         }
     });

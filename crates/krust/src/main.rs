@@ -98,6 +98,15 @@ struct NodeArgs {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Image filesystem usage (percent) above which unused images are removed.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_high_threshold: u8,
+    /// Image filesystem usage (percent) image garbage collection frees down to.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
+    /// How long an unused image is kept at least, e.g. 2m.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_flag)]
+    image_minimum_gc_age: std::time::Duration,
 }
 
 impl NodeArgs {
@@ -129,6 +138,12 @@ impl NodeArgs {
                 .collect(),
             cluster_dns: self.cluster_dns.clone(),
             cluster_domain: self.cluster_domain.clone(),
+            image_gc: agent::image_gc::ImageGcPolicy {
+                high_threshold_percent: self.image_gc_high_threshold,
+                low_threshold_percent: self.image_gc_low_threshold,
+                minimum_age: self.image_minimum_gc_age,
+                ..agent::image_gc::ImageGcPolicy::default()
+            },
         }
     }
 }

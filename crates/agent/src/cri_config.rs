@@ -178,6 +178,59 @@ pub fn dns_config(pod: &Pod, settings: &DnsSettings) -> cri::DnsConfig {
     dns
 }
 
+/// Upstream's runAsNonRoot check before a container is created: with
+/// `runAsNonRoot`, the effective `runAsUser` must not be 0, or else the
+/// image's user (`image_uid`, `image_username` from the image status; an
+/// image naming neither runs as root) must be a numeric non-zero one.
+pub fn verify_run_as_non_root(
+    pod: &Pod,
+    container: &k8s_openapi::api::core::v1::Container,
+    image_uid: Option<i64>,
+    image_username: &str,
+) -> Result<(), String> {
+    let pod_security = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.security_context.as_ref());
+    let security = container.security_context.as_ref();
+    let non_root = security
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod_security.and_then(|s| s.run_as_non_root))
+        .unwrap_or(false);
+    if !non_root {
+        return Ok(());
+    }
+    let described = format!("{}_{}({})", name_of(pod), namespace_of(pod), uid_of(pod));
+    let run_as_user = security
+        .and_then(|s| s.run_as_user)
+        .or_else(|| pod_security.and_then(|s| s.run_as_user));
+    if let Some(user) = run_as_user {
+        if user == 0 {
+            return Err(format!(
+                "container's runAsUser breaks non-root policy (pod: \"{described}\", container: {})",
+                container.name
+            ));
+        }
+        return Ok(());
+    }
+    let uid = match (image_uid, image_username) {
+        (Some(uid), _) => Some(uid),
+        (None, "") => Some(0),
+        (None, _) => None,
+    };
+    match uid {
+        Some(0) => Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: \"{described}\", container: {})",
+            container.name
+        )),
+        None => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({image_username}), cannot verify user is non-root (pod: \"{described}\", container: {})",
+            container.name
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The sandbox's host name: `spec.hostname` or the pod name (at most 63
 /// characters, no trailing dot or dash); empty with hostNetwork, which
 /// keeps the node's.
@@ -570,6 +623,44 @@ mod tests {
         assert_eq!(dns.servers, ["1.1.1.1"]);
         assert_eq!(dns.searches, ["x.local"]);
         assert_eq!(dns.options, ["ndots:5"]);
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_users_as_upstream_words_it() {
+        let with = |spec: serde_json::Value| pod(spec);
+        let container = |security: serde_json::Value| -> k8s_openapi::api::core::v1::Container {
+            serde_json::from_value(json!({"name": "c", "securityContext": security})).unwrap()
+        };
+        let plain = with(json!({"containers": []}));
+        assert_eq!(
+            verify_run_as_non_root(&plain, &container(json!({})), None, ""),
+            Ok(())
+        );
+        let non_root = container(json!({"runAsNonRoot": true}));
+        assert_eq!(
+            verify_run_as_non_root(&plain, &non_root, None, ""),
+            Err("container has runAsNonRoot and image will run as root (pod: \"web-1_shop(u-1)\", container: c)".into())
+        );
+        assert_eq!(
+            verify_run_as_non_root(&plain, &non_root, Some(1000), ""),
+            Ok(())
+        );
+        assert!(
+            verify_run_as_non_root(&plain, &non_root, None, "nobody")
+                .unwrap_err()
+                .contains("image has non-numeric user (nobody)")
+        );
+        let pod_level = with(
+            json!({"securityContext": {"runAsNonRoot": true, "runAsUser": 0}, "containers": []}),
+        );
+        assert_eq!(
+            verify_run_as_non_root(&pod_level, &container(json!({})), Some(1000), ""),
+            Err("container's runAsUser breaks non-root policy (pod: \"web-1_shop(u-1)\", container: c)".into())
+        );
+        assert_eq!(
+            verify_run_as_non_root(&pod_level, &container(json!({"runAsUser": 1000})), None, ""),
+            Ok(())
+        );
     }
 
     fn cluster_dns() -> DnsSettings {

@@ -629,6 +629,24 @@ impl NodeSyncer {
                 }
             })?;
         let image_ref = self.ensure_image(pod, container).await?;
+        let image_user = self
+            .runtime
+            .image_status(cri::image_spec(&image_ref), false)
+            .await
+            .ok()
+            .and_then(|status| status.image)
+            .map(|image| (image.uid.map(|uid| uid.value), image.username))
+            .unwrap_or((None, String::new()));
+        if let Err(message) =
+            cri_config::verify_run_as_non_root(pod, container, image_user.0, &image_user.1)
+        {
+            self.recorder
+                .warning(pod, "Failed", format!("Error: {message}"));
+            return Err(WaitingReason {
+                reason: "CreateContainerConfigError".into(),
+                message,
+            });
+        }
         let resolved = {
             let host_ips = vec![self.node_ip.clone()];
             let env_context = EnvContext {

@@ -413,6 +413,8 @@ pub fn prepare(
             .join("volumes/kubernetes.io~empty-dir")
             .join(&volume.name);
         std::fs::create_dir_all(&path).map_err(failed)?;
+        // As upstream: world-writable, whatever user the containers run as.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(failed)?;
         match dir.medium.as_deref().unwrap_or_default() {
             "" => {}
             "Memory" => {
@@ -610,6 +612,10 @@ mod tests {
         assert_eq!(filesystem_type(&scratch), (TMPFS_MAGIC, 8 << 20));
         let disk = prepare(&pod, &volumes[2], dir.path(), &objects()).unwrap();
         assert_ne!(filesystem_type(&disk).0, TMPFS_MAGIC);
+        for path in [&scratch, &disk] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o777, "{}", path.display());
+        }
         let mounts = |root: &Path| {
             std::fs::read_to_string("/proc/self/mountinfo")
                 .unwrap()

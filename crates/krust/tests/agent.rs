@@ -1193,3 +1193,205 @@ fn static_pods_run_from_the_manifest_directory_as_mirror_pods() {
     });
     node.wait_until_no_containers();
 }
+
+#[test]
+fn sidecars_security_contexts_cp_attach_and_a_containerd_restart() {
+    let node = NodeCluster::start("kre2e10", "10.88.0.0/16");
+    let cluster = node.cluster();
+    node.wait_until_ready();
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: guarded}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, runAsGroup: 3000}
+  volumes: [{name: shared, emptyDir: {}}]
+  initContainers:
+  - name: sidecar
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    restartPolicy: Always
+    command: [sh, -c, 'read up idle < /proc/uptime; echo $up > /shared/sidecar-started; exec sleep 3600']
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'read up idle < /proc/uptime; echo $up > /shared/main-started; while true; do echo tick; sleep 1; done']
+    securityContext: {readOnlyRootFilesystem: true}
+    volumeMounts: [{name: shared, mountPath: /shared}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: rootful}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsNonRoot: true}
+  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}]
+",
+    );
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/guarded",
+        "--timeout=60s",
+    ]);
+    let pod = cluster.json(&["get", "pod", "guarded", "-o", "json"]);
+    let sidecar = &pod["status"]["initContainerStatuses"][0];
+    assert_eq!(sidecar["name"], "sidecar");
+    assert_eq!(sidecar["started"], true, "{sidecar}");
+    assert!(sidecar["state"]["running"].is_object(), "{sidecar}");
+    let started = |file: &str| -> f64 {
+        cluster
+            .ok(&["exec", "guarded", "-c", "main", "--", "cat", file])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(started("/shared/sidecar-started") <= started("/shared/main-started"));
+    assert_eq!(
+        cluster.ok(&["exec", "guarded", "-c", "main", "--", "id", "-u"]),
+        "1000\n"
+    );
+    assert_eq!(
+        cluster.ok(&["exec", "guarded", "-c", "main", "--", "id", "-g"]),
+        "3000\n"
+    );
+    let read_only = cluster.kubectl(&["exec", "guarded", "-c", "main", "--", "touch", "/x"]);
+    assert!(!read_only.status.success());
+    assert!(
+        String::from_utf8_lossy(&read_only.stderr).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&read_only.stderr)
+    );
+
+    // runAsNonRoot with an image that runs as root: refused, as upstream.
+    let refused = wait_for(
+        Duration::from_secs(60),
+        "CreateContainerConfigError",
+        || {
+            let pod = cluster.json(&["get", "pod", "rootful", "-o", "json"]);
+            let waiting = container_status(&pod)["state"]["waiting"].clone();
+            if waiting["reason"] == "CreateContainerConfigError" {
+                Ok(waiting)
+            } else {
+                Err(pod["status"].to_string())
+            }
+        },
+    );
+    assert!(
+        refused["message"].as_str().unwrap().starts_with(
+            "container has runAsNonRoot and image will run as root (pod: \"rootful_default("
+        ),
+        "{refused}"
+    );
+
+    // kubectl cp both ways (tar in the container).
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("in.txt"), "copied in\n").unwrap();
+    cluster.ok(&[
+        "cp",
+        local.path().join("in.txt").to_str().unwrap(),
+        "guarded:/shared/in.txt",
+        "-c",
+        "main",
+    ]);
+    assert_eq!(
+        cluster.ok(&[
+            "exec",
+            "guarded",
+            "-c",
+            "main",
+            "--",
+            "cat",
+            "/shared/in.txt"
+        ]),
+        "copied in\n"
+    );
+    let out = local.path().join("out.txt");
+    cluster.ok(&[
+        "cp",
+        "guarded:/shared/in.txt",
+        out.to_str().unwrap(),
+        "-c",
+        "main",
+    ]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "copied in\n");
+
+    // kubectl attach streams the running container's output.
+    let mut attach = cluster
+        .kubectl_command(&["attach", "guarded", "-c", "main"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = attach.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let started_reading = std::time::Instant::now();
+    let mut buffer = [0u8; 64];
+    while !String::from_utf8_lossy(&seen).contains("tick\ntick\n")
+        && started_reading.elapsed() < Duration::from_secs(20)
+    {
+        match stdout.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => seen.extend_from_slice(&buffer[..read]),
+        }
+    }
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert!(
+        String::from_utf8_lossy(&seen).contains("tick\ntick\n"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+
+    // containerd killed: the agent's supervisor restarts it, the running
+    // containers carry on untouched, and new pods start.
+    let before =
+        container_status(&cluster.json(&["get", "pod", "guarded", "-o", "json"]))["containerID"]
+            .clone();
+    let socket = NodeCluster::socket(&node.agent_dir());
+    let killed = Command::new("pkill")
+        .args([
+            "-KILL",
+            "-f",
+            &format!("containerd --config {}", node.agent_dir().display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no containerd of this agent found");
+    wait_for(Duration::from_secs(30), "containerd back", || {
+        std::os::unix::net::UnixStream::connect(&socket)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    });
+    cluster.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: after-restart}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}]
+",
+    );
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/after-restart",
+        "--timeout=60s",
+    ]);
+    let after = cluster.json(&["get", "pod", "guarded", "-o", "json"]);
+    assert_eq!(container_status(&after)["containerID"], before);
+    assert_eq!(container_status(&after)["restartCount"], 0);
+
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "guarded",
+        "rootful",
+        "after-restart",
+        "--timeout=60s",
+    ]);
+    node.wait_until_no_containers();
+}

@@ -92,8 +92,8 @@ struct NodeArgs {
     /// How pods reach pods on other nodes: vxlan, host-gw (nodes share an L2 network) or none (an external CNI).
     #[arg(long, default_value = "vxlan", value_parser = clap::builder::ValueParser::new(|text: &str| text.parse::<agent::network::Backend>()))]
     flannel_backend: agent::network::Backend,
-    /// The cluster DNS Service's address, pods' nameserver (comma-separated for dual stack).
-    #[arg(long, value_delimiter = ',', default_value = "10.43.0.10")]
+    /// The cluster DNS Service's address, pods' nameserver (comma-separated for dual stack). Without one, ClusterFirst pods use the node's resolver.
+    #[arg(long, value_delimiter = ',')]
     cluster_dns: Vec<std::net::IpAddr>,
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]

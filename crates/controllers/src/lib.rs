@@ -1,6 +1,7 @@
 //! The controller manager: starts each enabled controller over one set of shared informers, under one leader Lease.
 
 pub mod serviceaccount;
+pub mod servicelb;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub const CONTROLLERS: &[&str] = &[
     "replicaset",
     "replicationcontroller",
     "serviceaccount",
+    "servicelb",
     "statefulset",
     "taint-eviction",
     "ttl-after-finished",
@@ -195,6 +197,13 @@ pub async fn run(
     }
     if enabled("serviceaccount") {
         running.spawn(serviceaccount::run(
+            client.clone(),
+            informers.clone(),
+            options.workers,
+        ));
+    }
+    if enabled("servicelb") {
+        running.spawn(servicelb::run(
             client.clone(),
             informers.clone(),
             options.workers,

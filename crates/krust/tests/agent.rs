@@ -1256,7 +1256,55 @@ spec:
   terminationGracePeriodSeconds: 1
   securityContext: {runAsNonRoot: true}
   containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: caps}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: netadmin
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    securityContext: {capabilities: {add: [NET_ADMIN]}, seccompProfile: {type: RuntimeDefault}}
+    volumeMounts: [{name: data, mountPath: /only-sub, subPath: sub}]
+  - name: plain
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '3600']
+    volumeMounts: [{name: data, mountPath: /data}]
 ",
+    );
+    cluster.ok(&["wait", "--for=condition=Ready", "pod/caps", "--timeout=60s"]);
+    // An added capability, and its absence.
+    cluster.ok(&[
+        "exec", "caps", "-c", "netadmin", "--", "ip", "link", "add", "krtest0", "type", "bridge",
+    ]);
+    let denied = cluster.kubectl(&[
+        "exec", "caps", "-c", "plain", "--", "ip", "link", "add", "krtest1", "type", "bridge",
+    ]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("Operation not permitted"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    // subPath: one container sees only a subdirectory of the volume.
+    cluster.ok(&[
+        "exec",
+        "caps",
+        "-c",
+        "netadmin",
+        "--",
+        "sh",
+        "-c",
+        "echo from-sub > /only-sub/file",
+    ]);
+    assert_eq!(
+        cluster.ok(&["exec", "caps", "-c", "plain", "--", "cat", "/data/sub/file"]),
+        "from-sub\n"
     );
     cluster.ok(&[
         "wait",
@@ -1417,6 +1465,7 @@ spec:
         "pod",
         "guarded",
         "rootful",
+        "caps",
         "after-restart",
         "--timeout=60s",
     ]);

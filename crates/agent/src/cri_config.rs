@@ -105,6 +105,32 @@ pub struct DnsSettings {
     pub cluster_domain: String,
 }
 
+/// The MissingClusterDNS event's message when the pod asks for cluster DNS
+/// and the node has none, as upstream words it.
+pub fn missing_cluster_dns(pod: &Pod, settings: &DnsSettings) -> Option<String> {
+    if !settings.cluster_servers.is_empty() {
+        return None;
+    }
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
+    let wants_cluster = match policy {
+        "ClusterFirstWithHostNet" => true,
+        "ClusterFirst" => !host_network(pod),
+        _ => false,
+    };
+    wants_cluster.then(|| {
+        format!(
+            "pod: \"{}_{}({})\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"{policy}\" policy. Falling back to \"Default\" policy.",
+            name_of(pod),
+            namespace_of(pod),
+            uid_of(pod)
+        )
+    })
+}
+
 /// Upstream's limits on a pod's resolv.conf.
 const MAX_NAMESERVERS: usize = 3;
 const MAX_DNS_SEARCH_PATHS: usize = 32;
@@ -661,6 +687,16 @@ mod tests {
             verify_run_as_non_root(&pod_level, &container(json!({"runAsUser": 1000})), None, ""),
             Ok(())
         );
+    }
+
+    #[test]
+    fn pods_wanting_cluster_dns_on_a_node_without_it_are_told() {
+        let cluster_first = pod(json!({"containers": [{"name": "a", "image": "busybox"}]}));
+        let message = missing_cluster_dns(&cluster_first, &DnsSettings::default()).unwrap();
+        assert!(message.starts_with("pod: \"web-1_shop(u-1)\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy."), "{message}");
+        assert_eq!(missing_cluster_dns(&cluster_first, &cluster_dns()), None);
+        let default = pod(json!({"dnsPolicy": "Default", "containers": []}));
+        assert_eq!(missing_cluster_dns(&default, &DnsSettings::default()), None);
     }
 
     fn cluster_dns() -> DnsSettings {

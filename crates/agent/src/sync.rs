@@ -859,8 +859,11 @@ impl NodeSyncer {
             return failures;
         }
 
-        let qos = resources::pod_qos_class(pod);
-        let _ = qos;
+        if plan.create_sandbox
+            && let Some(message) = cri_config::missing_cluster_dns(pod, &self.dns)
+        {
+            self.recorder.warning(pod, "MissingClusterDNS", message);
+        }
         let cgroup_parent = resources::pod_cgroup_name(pod).to_cgroupfs();
         let sandbox_config = cri_config::sandbox_config(
             pod,
